@@ -26,3 +26,4 @@ pub mod via;
 pub mod writer;
 
 pub use error::ParseError;
+pub use limits::Limits;
