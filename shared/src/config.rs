@@ -4,17 +4,21 @@
 //! sets `level` in the `[log]` section. Callers' structs use `#[serde(deny_unknown_fields)]`
 //! so a misspelled key, in the file or in an override, fails with a message naming it.
 //!
-//! Override values are typed by guessing (`config`'s `try_parsing`), which has caveats:
-//! - `true`/`false` become booleans and anything that reads as a number becomes one, so a
-//!   string field set to `0123` or `1e3` arrives as `123` or `1000`. Set such strings in
-//!   the file, quoted.
-//! - A key whose value in the file is a list takes a comma-separated override
-//!   (`HASIP_EDGE__SIP__LISTEN=0.0.0.0:5060,[::]:5060`). A list key absent from the file
-//!   cannot be overridden, and list items cannot contain commas.
+//! Override values are strings, converted to the field's type when deserialized:
+//! - a number or bool field accepts `70` or `true`; a string field gets exactly what was
+//!   set (`0123` stays `0123`). `config`'s `try_parsing` is left off on purpose: it would
+//!   turn a numeric-looking string such as a secret into a number and print it back
+//!   differently (`0123` as `123`, twenty digits as a float). The cost: a field read
+//!   through `deserialize_any` (an untagged enum) sees a string, never a number.
+//! - A key whose value in the file is a list takes a comma-separated override, items
+//!   trimmed, empty for an empty list (`HASIP_EDGE__SIP__LISTEN=0.0.0.0:5060,[::]:5060`).
+//!   A list key absent from the file cannot be overridden, and items cannot contain commas.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 
+use config::builder::DefaultState;
 use config::{Config, ConfigBuilder, Environment, File, FileFormat, Source, Value, ValueKind};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -24,7 +28,7 @@ use crate::Error;
 /// Separates the prefix and the section and key names in an override's name.
 const ENV_SEPARATOR: &str = "__";
 /// Separates the items of a list in an override's value.
-const LIST_SEPARATOR: &str = ",";
+const LIST_SEPARATOR: char = ',';
 
 /// Loads the TOML file at `path`, then the `{env_prefix}__...` environment overrides.
 pub fn load<T: DeserializeOwned>(path: &Path, env_prefix: &str) -> Result<T, Error> {
@@ -52,28 +56,52 @@ pub fn load_str<T: DeserializeOwned>(toml: &str, env_prefix: &str) -> Result<T, 
 ///
 /// `env` replaces the process environment, so tests need not touch it.
 fn load_from<T: DeserializeOwned>(
-    file_only: ConfigBuilder<config::builder::DefaultState>,
+    file_only: ConfigBuilder<DefaultState>,
     env_prefix: &str,
-    env: Option<std::collections::HashMap<String, String>>,
+    env: Option<HashMap<String, String>>,
 ) -> Result<T, config::ConfigError> {
     let from_file = file_only.clone().build()?;
     let mut list_keys = Vec::new();
     for (key, value) in from_file.collect()? {
         collect_list_keys(&key, &value, &mut list_keys);
     }
-    let mut overrides = Environment::with_prefix(env_prefix)
-        .prefix_separator(ENV_SEPARATOR)
-        .separator(ENV_SEPARATOR)
-        .try_parsing(true)
-        .source(env);
-    // With no list key named, `config` would split every value into a list.
-    if !list_keys.is_empty() {
-        overrides = overrides.list_separator(LIST_SEPARATOR);
-        for key in &list_keys {
-            overrides = overrides.with_list_parse_key(key);
+    let env = env.unwrap_or_else(|| {
+        std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect()
+    });
+    // try_parsing stays off: values stay strings, which `config` converts when the field
+    // is a number or a bool, so a string field gets exactly what was set.
+    let mut builder = file_only.add_source(
+        Environment::with_prefix(env_prefix)
+            .prefix_separator(ENV_SEPARATOR)
+            .separator(ENV_SEPARATOR)
+            .source(Some(env.clone())),
+    );
+    // An override of a list key replaces the string the environment source gave it.
+    let prefix = format!("{env_prefix}{ENV_SEPARATOR}").to_lowercase();
+    for (name, value) in &env {
+        let name = name.to_lowercase();
+        let Some(key) = name.strip_prefix(&prefix) else {
+            continue;
+        };
+        let key = key.replace(ENV_SEPARATOR, ".");
+        if list_keys.contains(&key) {
+            builder = builder.set_override(key, split_list(value))?;
         }
     }
-    file_only.add_source(overrides).build()?.try_deserialize()
+    builder.build()?.try_deserialize()
+}
+
+/// The items of a comma-separated override, trimmed; an empty value is an empty list.
+fn split_list(value: &str) -> Vec<String> {
+    if value.trim().is_empty() {
+        return Vec::new();
+    }
+    value
+        .split(LIST_SEPARATOR)
+        .map(|item| item.trim().to_owned())
+        .collect()
 }
 
 /// Records the dotted path of every list in `value`, lower case as overrides are.
@@ -129,7 +157,6 @@ pub struct HttpConfig {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
     use std::io::Write;
 
     use super::*;
@@ -331,8 +358,35 @@ mod tests {
             sample.as_ref().map(|s| s.sip.listen.clone()),
             Ok(vec![SocketAddr::from(([10, 0, 0, 1], 5060))])
         );
-        // The documented caveat: a numeric-looking string loses its leading zero.
-        assert_eq!(sample.as_ref().map(|s| s.sip.realm.as_str()), Ok("123"));
+        // A numeric-looking string is kept as written.
+        assert_eq!(sample.as_ref().map(|s| s.sip.realm.as_str()), Ok("0123"));
+    }
+
+    #[test]
+    fn string_overrides_are_kept_exactly() {
+        for value in ["12345678901234567890123", "1e3", "true", "inf", " spaced "] {
+            let sample = load_with_env(SAMPLE, &[("T__SIP__REALM", value)]);
+            let realm = sample.map(|s| s.sip.realm).map_err(|e| e.to_string());
+            assert_eq!(realm.as_deref(), Ok(value));
+        }
+    }
+
+    #[test]
+    fn list_override_items_are_trimmed_and_may_be_empty() {
+        let listen = |value| {
+            load_with_env(SAMPLE, &[("t__sip__listen", value)])
+                .map(|s| s.sip.listen)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            listen(" 10.0.0.1:5060 , 10.0.0.2:5060"),
+            Ok(vec![
+                SocketAddr::from(([10, 0, 0, 1], 5060)),
+                SocketAddr::from(([10, 0, 0, 2], 5060))
+            ])
+        );
+        assert_eq!(listen(""), Ok(vec![]));
+        assert!(listen("10.0.0.1:5060,nonsense").is_err());
     }
 
     #[test]
