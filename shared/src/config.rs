@@ -155,6 +155,38 @@ pub struct HttpConfig {
     pub listen: Option<SocketAddr>,
 }
 
+/// A secret from the configuration (a shared HMAC key, a password).
+///
+/// `Debug` and `Display` print a fixed mask, so a config struct can be logged whole
+/// without the secret reaching the logs; [`Secret::expose`] is the only way to read it.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret itself, for the one place that needs it (a key, a connection).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Write;
@@ -207,6 +239,21 @@ mod tests {
     fn load_with_env(toml: &str, pairs: &[(&str, &str)]) -> Result<Sample, config::ConfigError> {
         let file = File::from_str(toml, FileFormat::Toml);
         load_from(Config::builder().add_source(file), "T", env(pairs))
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let secret: Secret = load_str::<SecretOnly>("key = \"hunter2\"", "HASIP_TEST_SECRET")
+            .expect("loads")
+            .key;
+        assert_eq!(secret.expose(), "hunter2");
+        assert!(!format!("{secret:?} {secret}").contains("hunter2"));
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct SecretOnly {
+        key: Secret,
     }
 
     #[test]
