@@ -9,9 +9,17 @@ pub mod tcp;
 pub mod udp;
 
 use std::fmt;
+use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
+use bytes::Bytes;
 use serde::Deserialize;
+use tokio::sync::{mpsc, watch};
+
+use crate::sip::Limits;
+use connections::ConnectionTable;
 
 /// The SIP transports hasip speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
@@ -59,4 +67,281 @@ pub struct Flow {
     pub remote: SocketAddr,
     /// The TCP connection, if the transport is a stream.
     pub conn: Option<ConnId>,
+}
+
+/// One socket to listen on; port 0 picks a free port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenSpec {
+    /// UDP or TCP.
+    pub transport: Transport,
+    /// The address to bind.
+    pub addr: SocketAddr,
+}
+
+/// A datagram (UDP) or one framed message (TCP) and the flow it came in on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inbound {
+    /// How the bytes arrived, and so how to answer.
+    pub flow: Flow,
+    /// The raw bytes: a whole datagram, or exactly one SIP message from a stream.
+    pub data: Bytes,
+}
+
+/// Tunables of the transports; the defaults suit a public SIP edge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransportOptions {
+    /// Message size limits; a TCP read buffer never grows much beyond the largest message.
+    pub limits: Limits,
+    /// Most TCP connections open at once, inbound and outbound together.
+    pub max_connections: usize,
+    /// A TCP connection that receives nothing for this long is closed.
+    pub idle_timeout: Duration,
+    /// How long an outbound TCP connect may take.
+    pub connect_timeout: Duration,
+    /// How long a send may wait for room in a connection's write queue, and how long one
+    /// write may take, before the connection is given up.
+    pub write_timeout: Duration,
+    /// Capacity of the inbound channel (messages waiting for the caller).
+    pub inbound_queue: usize,
+    /// Capacity of each TCP connection's write queue (messages).
+    pub write_queue: usize,
+}
+
+impl Default for TransportOptions {
+    fn default() -> Self {
+        Self {
+            limits: Limits::default(),
+            max_connections: 10_000,
+            // RFC 5626 clients ping every 95 to 120 seconds on streams.
+            idle_timeout: Duration::from_secs(300),
+            connect_timeout: Duration::from_secs(5),
+            write_timeout: Duration::from_secs(10),
+            inbound_queue: 4096,
+            write_queue: 64,
+        }
+    }
+}
+
+/// Why a message could not be sent.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The TCP connection the flow names is closed (the edge answers 430 Flow Failed).
+    #[error("flow gone")]
+    FlowGone,
+    /// We have no socket for that transport and local address.
+    #[error("no local {0} socket {1}")]
+    NoSocket(Transport, SocketAddr),
+    /// Connecting, or waiting for room to write, took too long.
+    #[error("timed out")]
+    Timeout,
+    /// The connection table is full.
+    #[error("too many connections")]
+    TooManyConnections,
+    /// The transports have been shut down.
+    #[error("transports shut down")]
+    Shutdown,
+    /// The socket call failed (connection refused, unreachable, ...).
+    #[error("i/o error: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl SendError {
+    /// Whether sending the same message to another destination may succeed, as when a
+    /// proxy moves on to the next hop; a vanished flow or a missing socket is final.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            SendError::Timeout | SendError::TooManyConnections | SendError::Io(_) => true,
+            SendError::FlowGone | SendError::NoSocket(..) | SendError::Shutdown => false,
+        }
+    }
+}
+
+/// State shared by the handle and every listener and connection task.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) options: TransportOptions,
+    pub(crate) inbound: mpsc::Sender<Inbound>,
+    pub(crate) table: ConnectionTable,
+    pub(crate) udp: Vec<udp::UdpEndpoint>,
+    pub(crate) stop: watch::Receiver<bool>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    shared: Arc<Shared>,
+    bound: Vec<ListenSpec>,
+    stop: watch::Sender<bool>,
+}
+
+/// The running UDP and TCP listeners and connections; cheap to clone.
+///
+/// Dropping the last handle stops everything, as [`Transports::shutdown`] does.
+#[derive(Debug, Clone)]
+pub struct Transports {
+    inner: Arc<Inner>,
+}
+
+impl Transports {
+    /// Binds every listen spec and starts its listener; inbound messages arrive on the
+    /// returned receiver.
+    ///
+    /// Must be called within a tokio runtime. Fails if any address cannot be bound.
+    pub async fn bind(
+        specs: &[ListenSpec],
+        options: TransportOptions,
+    ) -> io::Result<(Self, mpsc::Receiver<Inbound>)> {
+        let (inbound_tx, inbound_rx) = mpsc::channel(options.inbound_queue.max(1));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut udp_endpoints = Vec::new();
+        let mut tcp_listeners = Vec::new();
+        let mut bound = Vec::new();
+        for spec in specs {
+            match spec.transport {
+                Transport::Udp => {
+                    let endpoint = udp::UdpEndpoint::bind(spec.addr).await?;
+                    bound.push(ListenSpec {
+                        transport: Transport::Udp,
+                        addr: endpoint.local,
+                    });
+                    udp_endpoints.push(endpoint);
+                }
+                Transport::Tcp => {
+                    let listener = tokio::net::TcpListener::bind(spec.addr).await?;
+                    let local = listener.local_addr()?;
+                    bound.push(ListenSpec {
+                        transport: Transport::Tcp,
+                        addr: local,
+                    });
+                    tcp_listeners.push((listener, local));
+                }
+            }
+        }
+        let shared = Arc::new(Shared {
+            options,
+            inbound: inbound_tx,
+            table: ConnectionTable::new(options.max_connections),
+            udp: udp_endpoints,
+            stop: stop_rx,
+        });
+        for endpoint in &shared.udp {
+            tokio::spawn(udp::recv_loop(endpoint.clone(), Arc::clone(&shared)));
+        }
+        for (listener, local) in tcp_listeners {
+            tokio::spawn(tcp::accept_loop(listener, local, Arc::clone(&shared)));
+        }
+        let inner = Inner {
+            shared,
+            bound,
+            stop: stop_tx,
+        };
+        Ok((
+            Self {
+                inner: Arc::new(inner),
+            },
+            inbound_rx,
+        ))
+    }
+
+    /// The sockets actually bound, in the order of the specs (ports resolved).
+    pub fn local_addrs(&self) -> &[ListenSpec] {
+        &self.inner.bound
+    }
+
+    /// The first bound address of a transport.
+    pub fn local_addr(&self, transport: Transport) -> Option<SocketAddr> {
+        self.inner
+            .bound
+            .iter()
+            .find(|spec| spec.transport == transport)
+            .map(|spec| spec.addr)
+    }
+
+    /// Sends over exactly the given flow.
+    ///
+    /// UDP goes out of the socket bound to `flow.local`. TCP with `flow.conn` set goes on
+    /// that connection or fails with [`SendError::FlowGone`]; without it, an open
+    /// connection to `flow.remote` is reused or a new one is opened. A TCP send returns
+    /// once the message is queued for the connection's writer.
+    pub async fn send(&self, flow: &Flow, data: Bytes) -> Result<(), SendError> {
+        self.send_flow(flow, data).await.map(|_| ())
+    }
+
+    /// Sends to `remote` from a socket of our choosing, and returns the flow used.
+    ///
+    /// UDP uses the first socket of the remote's address family; TCP reuses or opens a
+    /// connection.
+    pub async fn send_to(
+        &self,
+        transport: Transport,
+        remote: SocketAddr,
+        data: Bytes,
+    ) -> Result<Flow, SendError> {
+        let shared = &self.inner.shared;
+        let local = match transport {
+            Transport::Udp => {
+                let endpoint = shared
+                    .udp
+                    .iter()
+                    .find(|e| e.local.is_ipv4() == remote.is_ipv4())
+                    .or_else(|| shared.udp.first())
+                    .ok_or(SendError::NoSocket(transport, remote))?;
+                endpoint.local
+            }
+            // The connection decides the local address.
+            Transport::Tcp => self.local_addr(Transport::Tcp).unwrap_or(remote),
+        };
+        let flow = Flow {
+            transport,
+            local,
+            remote,
+            conn: None,
+        };
+        self.send_flow(&flow, data).await
+    }
+
+    async fn send_flow(&self, flow: &Flow, data: Bytes) -> Result<Flow, SendError> {
+        let shared = &self.inner.shared;
+        if *shared.stop.borrow() {
+            return Err(SendError::Shutdown);
+        }
+        let sent = match flow.transport {
+            Transport::Udp => udp::send(shared, flow, data).await.map(|()| *flow),
+            Transport::Tcp => tcp::send(shared, flow, data).await,
+        };
+        if sent.is_ok() {
+            metrics::counter!("hasip_transport_messages_out_total", "transport" => label(flow.transport))
+                .increment(1);
+        }
+        sent
+    }
+
+    /// Whether the TCP connection is still open.
+    pub fn contains(&self, conn: ConnId) -> bool {
+        self.inner.shared.table.contains(conn)
+    }
+
+    /// Number of open TCP connections.
+    pub fn connection_count(&self) -> usize {
+        self.inner.shared.table.len()
+    }
+
+    /// Stops every listener and closes every connection (queued writes are flushed).
+    pub fn shutdown(&self) {
+        self.inner.stop.send_replace(true);
+    }
+}
+
+/// Resolves once shutdown is requested or every handle is gone.
+pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
+    // An error means the handle is gone, which also means stop.
+    let _ = stop.wait_for(|stopped| *stopped).await;
+}
+
+/// The metrics label for a transport.
+pub(crate) fn label(transport: Transport) -> &'static str {
+    match transport {
+        Transport::Udp => "udp",
+        Transport::Tcp => "tcp",
+    }
 }
