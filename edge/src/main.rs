@@ -1,1 +1,34 @@
-fn main() {}
+//! `edge`: the hasip edge proxy. Parses arguments, loads the config, runs.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use hasip_edge::config::EdgeConfig;
+
+/// hasip edge proxy: faces SIP phones on one public IP, keeps their NAT pinholes open
+/// and relays their registrations and calls to the core registrars.
+#[derive(Debug, Parser)]
+#[command(name = "edge", version)]
+struct Args {
+    /// The TOML configuration file.
+    #[arg(short, long, env = "HASIP_EDGE_CONFIG", default_value = "/etc/hasip/edge.toml")]
+    config: PathBuf,
+    /// Load and check the configuration, then exit.
+    #[arg(long)]
+    check_config: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let config = EdgeConfig::load(&args.config)
+        .with_context(|| format!("loading {}", args.config.display()))?;
+    if args.check_config {
+        println!("{}: ok", args.config.display());
+        return Ok(());
+    }
+    hasip::telemetry::init(&config.log)?;
+    hasip_edge::run(config, hasip::shutdown_signal()).await?;
+    Ok(())
+}

@@ -15,6 +15,7 @@
 //! - [`config`]: TOML plus environment overrides, with unknown keys refused.
 //! - [`telemetry`] and [`http`]: tracing set-up, the Prometheus recorder and the
 //!   `/metrics` and `/health` endpoints.
+//! - [`signal`]: the shutdown signal the binaries wait on.
 //! - [`error`]: the crate's error type.
 
 pub mod config;
@@ -23,9 +24,11 @@ pub mod error;
 pub mod flow_token;
 pub mod http;
 pub mod nonce;
+pub mod signal;
 pub mod sip;
 pub mod telemetry;
 pub mod transaction;
 pub mod transport;
 
 pub use error::Error;
+pub use signal::shutdown_signal;

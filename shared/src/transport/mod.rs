@@ -70,12 +70,53 @@ pub struct Flow {
 }
 
 /// One socket to listen on; port 0 picks a free port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// Written in configs as `udp:127.0.0.1:5060` or `tcp:[::1]:5060`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
 pub struct ListenSpec {
     /// UDP or TCP.
     pub transport: Transport,
     /// The address to bind.
     pub addr: SocketAddr,
+}
+
+impl std::str::FromStr for ListenSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (transport, addr) = s
+            .split_once(':')
+            .ok_or_else(|| format!("listen address `{s}` is not `udp:IP:PORT` or `tcp:IP:PORT`"))?;
+        let transport = match transport.to_ascii_lowercase().as_str() {
+            "udp" => Transport::Udp,
+            "tcp" => Transport::Tcp,
+            other => return Err(format!("unknown transport `{other}` in `{s}` (udp or tcp)")),
+        };
+        let addr = addr
+            .parse()
+            .map_err(|_| format!("`{addr}` in `{s}` is not an IP:PORT socket address"))?;
+        Ok(ListenSpec { transport, addr })
+    }
+}
+
+impl TryFrom<String> for ListenSpec {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl fmt::Display for ListenSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}",
+            self.transport.via_token().to_ascii_lowercase(),
+            self.addr
+        )
+    }
 }
 
 /// A datagram (UDP) or one framed message (TCP) and the flow it came in on.
@@ -343,5 +384,24 @@ pub(crate) fn label(transport: Transport) -> &'static str {
     match transport {
         Transport::Udp => "udp",
         Transport::Tcp => "tcp",
+    }
+}
+
+#[cfg(test)]
+mod listen_spec_tests {
+    use super::*;
+
+    #[test]
+    fn listen_specs_parse_and_print() {
+        let spec: ListenSpec = "tcp:[::1]:5060".parse().expect("parses");
+        assert_eq!(spec.transport, Transport::Tcp);
+        assert_eq!(spec.addr, "[::1]:5060".parse().expect("addr"));
+        assert_eq!(spec.to_string(), "tcp:[::1]:5060");
+        assert!("sctp:127.0.0.1:5060"
+            .parse::<ListenSpec>()
+            .unwrap_err()
+            .contains("sctp"));
+        assert!("udp:localhost".parse::<ListenSpec>().is_err());
+        assert!("127.0.0.1:5060".parse::<ListenSpec>().is_err());
     }
 }
