@@ -156,6 +156,20 @@ impl ServerKey {
             _ => None,
         }
     }
+    /// For a CANCEL's key, the key of the INVITE server transaction it cancels: the
+    /// same matching with the method taken as INVITE (RFC 3261 section 9.2). `None`
+    /// for any other method.
+    pub fn cancelled_invite_key(&self) -> Option<ServerKey> {
+        let mut target = self.clone();
+        let method = match &mut target {
+            ServerKey::Rfc3261 { method, .. } | ServerKey::Rfc2543 { method, .. } => method,
+        };
+        if method != "CANCEL" {
+            return None;
+        }
+        *method = "INVITE".to_owned();
+        Some(target)
+    }
 }
 
 fn without_white_space(s: &str) -> String {
@@ -407,6 +421,25 @@ mod tests {
             ..rfc2543()
         };
         assert_eq!(table.get(&ServerKey::new(&stray)), None);
+    }
+
+    #[test]
+    fn cancel_finds_the_invite_it_cancels() {
+        for base in [invite(), rfc2543()] {
+            let invite_key = ServerKey::new(&base);
+            let cancel_key = ServerKey::new(&ServerKeyParts {
+                method: "CANCEL",
+                ..base
+            });
+            assert_ne!(cancel_key, invite_key);
+            assert_eq!(cancel_key.cancelled_invite_key(), Some(invite_key.clone()));
+            assert_eq!(invite_key.cancelled_invite_key(), None);
+        }
+        let bye = ServerKey::new(&ServerKeyParts {
+            method: "BYE",
+            ..invite()
+        });
+        assert_eq!(bye.cancelled_invite_key(), None);
     }
 
     #[test]
