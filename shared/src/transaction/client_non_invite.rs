@@ -288,6 +288,15 @@ mod tests {
     }
 
     #[test]
+    fn a_late_retransmission_rearms_from_now() {
+        let t0 = Instant::now();
+        let mut tx = udp(t0);
+        assert_eq!(tx.handle_timeout(t0 + ms(100)), None);
+        assert_eq!(tx.handle_timeout(t0 + ms(800)), Some(A::Retransmit));
+        assert_eq!(tx.poll_timeout(), Some(t0 + ms(1800)));
+    }
+
+    #[test]
     fn invalid_status_is_ignored() {
         let t0 = Instant::now();
         let mut tx = udp(t0);

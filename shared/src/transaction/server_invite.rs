@@ -349,6 +349,17 @@ mod tests {
     }
 
     #[test]
+    fn a_late_call_times_out_before_retransmitting() {
+        let t0 = Instant::now();
+        let mut tx = udp(t0);
+        tx.send_response(500, t0);
+        // The shell woke up long after both G and H were due: H wins.
+        assert_eq!(tx.handle_timeout(t0 + ms(40_000)), Some(A::Timeout));
+        assert!(tx.is_terminated());
+        assert_eq!(tx.handle_timeout(t0 + ms(40_000)), None);
+    }
+
+    #[test]
     fn ack_before_final_is_ignored() {
         let t0 = Instant::now();
         let mut tx = udp(t0);
