@@ -106,6 +106,28 @@ pub async fn serve(
     Ok(())
 }
 
+/// Binds the `[http]` section's address, if any, and serves there in the background
+/// until `shutdown` completes; returns the bound address (port 0 is resolved).
+pub async fn spawn(
+    config: &crate::config::HttpConfig,
+    health: HealthFn,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<Option<std::net::SocketAddr>, Error> {
+    let Some(addr) = config.listen else {
+        return Ok(None);
+    };
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let metrics = install_metrics();
+    tokio::spawn(async move {
+        if let Err(e) = serve(listener, metrics, health, shutdown).await {
+            tracing::error!(error = %e, "http endpoint stopped");
+        }
+    });
+    tracing::info!(addr = %bound, "serving /metrics and /health");
+    Ok(Some(bound))
+}
+
 async fn metrics_handler(State(state): State<AppState>) -> Response {
     // install_recorder spawns no upkeep task, so histograms are drained here, per scrape.
     state.metrics.run_upkeep();

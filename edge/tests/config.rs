@@ -1,0 +1,34 @@
+//! The edge's example config loads, and a misspelled key is named in the error.
+
+use std::path::Path;
+
+use hasip_edge::config::EdgeConfig;
+
+fn example() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/edge.toml")
+}
+
+#[test]
+fn example_config_loads() {
+    let config = EdgeConfig::load(&example()).expect("config/edge.toml loads");
+    assert_eq!(config.sip.listen.len(), 2);
+    assert_eq!(config.limits.max_message_size, 65536);
+}
+
+#[test]
+fn misspelled_key_is_named() {
+    let text = std::fs::read_to_string(example())
+        .expect("example readable")
+        .replace("max_headers", "max_haeders");
+    let err = hasip::config::load_str::<EdgeConfig>(&text, "HASIP_EDGE_TEST_UNSET")
+        .expect_err("misspelled key refused");
+    assert!(err.to_string().contains("max_haeders"), "{err}");
+}
+
+#[test]
+fn empty_listen_list_is_refused() {
+    let config: EdgeConfig =
+        hasip::config::load_str("[sip]\nlisten = []\n", "HASIP_EDGE_TEST_UNSET").expect("parses");
+    let err = config.validate().expect_err("no sockets refused");
+    assert!(err.to_string().contains("sip.listen"), "{err}");
+}
