@@ -27,8 +27,11 @@ fn any_port(transport: Transport) -> ListenSpec {
 }
 
 fn message(call_id: &str) -> Vec<u8> {
-    format!("OPTIONS sip:bob@example.com SIP/2.0\r\nCall-ID: {call_id}\r\nContent-Length: 4\r\n\r\nbody")
-        .into_bytes()
+    format!(
+        "OPTIONS sip:bob@example.com SIP/2.0\r\nCall-ID: {call_id}\r\n\
+         Content-Length: 4\r\n\r\nbody"
+    )
+    .into_bytes()
 }
 
 async fn start(

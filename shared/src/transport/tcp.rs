@@ -1,8 +1,8 @@
 //! TCP: the accept loop, one reader and one writer task per connection, and outbound
 //! connects (RFC 3261 section 18.3 framing, RFC 5626 section 4.4.1 CRLF keepalives).
 //!
-//! The reader frames the stream with [`crate::sip::framing`] and hands up one message
-//! per event. Reading and writing run in separate tasks so that two peers writing to
+//! The reader frames the stream with a [`crate::sip::framing::Framer`] and hands up
+//! one message per event. Reading and writing run in separate tasks so that two peers writing to
 //! each other at once cannot deadlock on full socket buffers.
 
 use std::net::SocketAddr;
@@ -17,8 +17,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::connections::{ConnHandle, TableFull};
-use super::{stopped, Flow, Inbound, SendError, Shared};
-use crate::sip::framing::{next_frame, Frame};
+use super::{stopped, ConnId, Flow, Inbound, SendError, Shared};
+use crate::sip::framing::{Frame, Framer};
 
 /// Pause after a failed accept (EMFILE and friends) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -162,15 +162,16 @@ async fn read_frames(
     let idle = shared.options.idle_timeout;
     let mut stop = shared.stop.clone();
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut framer = Framer::new();
     loop {
         loop {
-            let frame = match next_frame(&buf, &limits) {
+            let frame = match framer.next_frame(&buf, &limits) {
                 Ok(Some(frame)) => frame,
                 Ok(None) => break,
                 Err(error) => return Closed::Framing(error),
             };
             if frame.len() > buf.len() {
-                // next_frame never claims more than it was given; refuse rather than panic.
+                // The framer never claims more than it was given; refuse rather than panic.
                 return Closed::Framing(crate::sip::ParseError::TooLarge);
             }
             match frame {
@@ -222,18 +223,20 @@ async fn enqueue(shared: &Shared, handle: &ConnHandle, data: Bytes) -> Result<()
     }
 }
 
-/// Sends over the flow's connection, or to its remote over any connection.
+/// Sends on connection `conn` if given (and only there), else on any connection to
+/// `remote`, opening one if needed; returns the flow used.
 pub(crate) async fn send(
     shared: &Arc<Shared>,
-    flow: &Flow,
+    conn: Option<ConnId>,
+    remote: SocketAddr,
     data: Bytes,
 ) -> Result<Flow, SendError> {
-    if let Some(id) = flow.conn {
+    if let Some(id) = conn {
         let handle = shared.table.get(id).ok_or(SendError::FlowGone)?;
         enqueue(shared, &handle, data).await?;
         return Ok(handle.flow());
     }
-    if let Some(handle) = shared.table.by_remote(flow.remote) {
+    if let Some(handle) = shared.table.by_remote(remote) {
         match enqueue(shared, &handle, data.clone()).await {
             Ok(()) => return Ok(handle.flow()),
             // It closed between lookup and send: open a fresh one below.
@@ -241,7 +244,7 @@ pub(crate) async fn send(
             Err(other) => return Err(other),
         }
     }
-    let handle = connect(shared, flow.remote).await?;
+    let handle = connect(shared, remote).await?;
     enqueue(shared, &handle, data).await?;
     Ok(handle.flow())
 }
