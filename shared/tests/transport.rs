@@ -392,6 +392,26 @@ async fn tcp_closes_idle_connections() -> TestResult {
 }
 
 #[tokio::test]
+async fn tcp_closes_a_connection_whose_message_never_completes() -> TestResult {
+    let options = TransportOptions {
+        message_timeout: Duration::from_millis(50),
+        ..TransportOptions::default()
+    };
+    let (transports, mut rx) = start(&[any_port(Transport::Tcp)], options).await?;
+    let addr = transports.local_addr(Transport::Tcp).ok_or("no listener")?;
+    let mut slow = TcpStream::connect(addr).await?;
+    let wire = message("slow");
+    slow.write_all(wire.get(..10).ok_or("short message")?)
+        .await?;
+    assert!(closed_by_peer(&mut slow).await?);
+    // A prompt peer on the same listener is unaffected.
+    let mut prompt = TcpStream::connect(addr).await?;
+    prompt.write_all(&wire).await?;
+    assert_eq!(next(&mut rx).await?.data, Bytes::from(wire));
+    Ok(())
+}
+
+#[tokio::test]
 async fn shutdown_closes_connections_and_refuses_sends() -> TestResult {
     let (transports, mut rx, addr) = tcp_only().await?;
     let mut client = TcpStream::connect(addr).await?;

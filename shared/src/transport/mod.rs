@@ -96,6 +96,8 @@ pub struct TransportOptions {
     pub max_connections: usize,
     /// A TCP connection that receives nothing for this long is closed.
     pub idle_timeout: Duration,
+    /// How long the bytes of one TCP message may take to arrive once the first came.
+    pub message_timeout: Duration,
     /// How long an outbound TCP connect may take.
     pub connect_timeout: Duration,
     /// How long a send may wait for room in a connection's write queue, and how long one
@@ -114,6 +116,7 @@ impl Default for TransportOptions {
             max_connections: 10_000,
             // RFC 5626 clients ping every 95 to 120 seconds on streams.
             idle_timeout: Duration::from_secs(300),
+            message_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(5),
             write_timeout: Duration::from_secs(10),
             inbound_queue: 4096,
