@@ -3,6 +3,12 @@
 //! A [`Flow`] names exactly how a message came in (RFC 5626 section 3.4: transport,
 //! local socket, remote address, and for TCP the connection), so a reply or a later
 //! request can be sent back over the same one.
+//!
+//! [`Transports::bind`] starts the listeners and returns a handle and the receiver of
+//! [`Inbound`] events. UDP hands up every datagram raw (the caller spots STUN itself);
+//! TCP hands up one framed message per event and answers CRLF keepalives itself.
+//! [`Transports::send`] goes out over exactly a given flow; [`Transports::send_to`]
+//! picks one. Nothing here parses SIP beyond framing.
 
 pub mod connections;
 pub mod tcp;
