@@ -27,8 +27,11 @@ fn any_port(transport: Transport) -> ListenSpec {
 }
 
 fn message(call_id: &str) -> Vec<u8> {
-    format!("OPTIONS sip:bob@example.com SIP/2.0\r\nCall-ID: {call_id}\r\nContent-Length: 4\r\n\r\nbody")
-        .into_bytes()
+    format!(
+        "OPTIONS sip:bob@example.com SIP/2.0\r\nCall-ID: {call_id}\r\n\
+         Content-Length: 4\r\n\r\nbody"
+    )
+    .into_bytes()
 }
 
 async fn start(
@@ -385,6 +388,26 @@ async fn tcp_closes_idle_connections() -> TestResult {
         }
     })
     .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn tcp_closes_a_connection_whose_message_never_completes() -> TestResult {
+    let options = TransportOptions {
+        message_timeout: Duration::from_millis(50),
+        ..TransportOptions::default()
+    };
+    let (transports, mut rx) = start(&[any_port(Transport::Tcp)], options).await?;
+    let addr = transports.local_addr(Transport::Tcp).ok_or("no listener")?;
+    let mut slow = TcpStream::connect(addr).await?;
+    let wire = message("slow");
+    slow.write_all(wire.get(..10).ok_or("short message")?)
+        .await?;
+    assert!(closed_by_peer(&mut slow).await?);
+    // A prompt peer on the same listener is unaffected.
+    let mut prompt = TcpStream::connect(addr).await?;
+    prompt.write_all(&wire).await?;
+    assert_eq!(next(&mut rx).await?.data, Bytes::from(wire));
     Ok(())
 }
 

@@ -56,23 +56,106 @@ const CRLFCRLF: &[u8] = b"\r\n\r\n";
 ///
 /// A buffer that is exactly `\r\n` (or `\r\n\r`) waits for more bytes, because it may be
 /// the first half of a ping; a ping split across reads is then still answered.
+///
+/// Each call scans the buffer from its start; a reader that calls again after every
+/// small read should use a [`Framer`], which remembers how far it got.
 pub fn next_frame(buf: &[u8], limits: &Limits) -> Result<Option<Frame>, ParseError> {
+    match scan(buf, limits, 0)? {
+        Progress::Done(frame) => Ok(Some(frame)),
+        Progress::NeedHead { .. } | Progress::NeedBody { .. } => Ok(None),
+    }
+}
+
+/// [`next_frame`] for one stream, remembering between calls how much of an incomplete
+/// frame it has already looked at, so that input arriving a byte at a time costs
+/// linear rather than quadratic work.
+///
+/// Between calls the caller only appends to the buffer, except that after a frame is
+/// returned it removes exactly that frame from the front.
+#[derive(Debug, Clone, Default)]
+pub struct Framer {
+    /// Bytes of the current head already searched for the empty line.
+    searched: usize,
+    /// The whole length of a message whose head is known and whose body is incomplete.
+    pending: Option<usize>,
+}
+
+impl Framer {
+    /// A framer at the start of a stream.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The first frame at the start of `buf`, as [`next_frame`] finds it.
+    pub fn next_frame(&mut self, buf: &[u8], limits: &Limits) -> Result<Option<Frame>, ParseError> {
+        if let Some(len) = self.pending {
+            if buf.len() < len {
+                return Ok(None);
+            }
+            *self = Self::default();
+            return Ok(Some(Frame::Message { len }));
+        }
+        match scan(buf, limits, self.searched)? {
+            Progress::Done(frame) => {
+                *self = Self::default();
+                Ok(Some(frame))
+            }
+            Progress::NeedHead { searched } => {
+                self.searched = searched;
+                Ok(None)
+            }
+            Progress::NeedBody { len } => {
+                self.pending = Some(len);
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// How far framing got.
+enum Progress {
+    Done(Frame),
+    /// The empty line is not within the first `searched` bytes.
+    NeedHead {
+        searched: usize,
+    },
+    /// The head is complete; the message is `len` bytes in all.
+    NeedBody {
+        len: usize,
+    },
+}
+
+/// Frames `buf`, knowing the first `searched` bytes hold no empty line.
+fn scan(buf: &[u8], limits: &Limits, searched: usize) -> Result<Progress, ParseError> {
     if buf.starts_with(CRLF) {
-        return Ok(crlf_frame(buf));
+        return Ok(match crlf_frame(buf) {
+            Some(frame) => Progress::Done(frame),
+            None => Progress::NeedHead { searched: 0 },
+        });
     }
     if buf.is_empty() || buf == b"\r" {
-        return Ok(None);
+        return Ok(Progress::NeedHead { searched: 0 });
     }
 
     let max = limits.max_message_size;
     let window = buf.get(..max.min(buf.len())).unwrap_or(buf);
-    let Some(end) = memmem::find(window, CRLFCRLF) else {
+    // The empty line may straddle the previous end of the buffer.
+    let from = searched
+        .saturating_sub(CRLFCRLF.len() - 1)
+        .min(window.len());
+    let found = window
+        .get(from..)
+        .and_then(|rest| memmem::find(rest, CRLFCRLF))
+        .map(|at| at + from);
+    let Some(end) = found else {
         // The empty line cannot be in the part we have not searched, so a buffer at the
         // limit without it can only grow into something too large.
         return if buf.len() >= max {
             Err(ParseError::TooLarge)
         } else {
-            Ok(None)
+            Ok(Progress::NeedHead {
+                searched: window.len(),
+            })
         };
     };
     let head_len = end
@@ -87,9 +170,9 @@ pub fn next_frame(buf: &[u8], limits: &Limits) -> Result<Option<Frame>, ParseErr
         return Err(ParseError::TooLarge);
     }
     if buf.len() < len {
-        return Ok(None);
+        return Ok(Progress::NeedBody { len });
     }
-    Ok(Some(Frame::Message { len }))
+    Ok(Progress::Done(Frame::Message { len }))
 }
 
 /// Classifies a buffer that starts with CRLF.
@@ -385,6 +468,62 @@ hello";
         let endless_head = vec![b'a'; 100];
         assert_eq!(next_frame(&endless_head, &small), Err(ParseError::TooLarge));
         assert_eq!(next_frame(&endless_head[..99], &small), Ok(None));
+    }
+
+    /// Feeds `stream` to a [`Framer`] `step` bytes at a time, as a reader would.
+    fn frames_fed_in_steps(stream: &[u8], step: usize) -> Result<Vec<Frame>, ParseError> {
+        let mut framer = Framer::new();
+        let mut buf = Vec::new();
+        let mut frames = Vec::new();
+        for chunk in stream.chunks(step) {
+            buf.extend_from_slice(chunk);
+            while let Some(frame) = framer.next_frame(&buf, &limits())? {
+                frames.push(frame);
+                buf.drain(..frame.len());
+            }
+        }
+        Ok(frames)
+    }
+
+    #[test]
+    fn framer_agrees_with_next_frame_for_every_read_size() {
+        let second = b"OPTIONS sip:a@b SIP/2.0\r\nl: 0\r\n\r\n";
+        let mut stream = b"\r\n\r\n".to_vec();
+        stream.extend_from_slice(INVITE);
+        stream.extend_from_slice(b"\r\n");
+        stream.extend_from_slice(second);
+        let expected = vec![
+            Frame::Keepalive { len: 4 },
+            Frame::Message { len: INVITE.len() },
+            Frame::Pong { len: 2 },
+            Frame::Message { len: second.len() },
+        ];
+        for step in 1..=stream.len() {
+            assert_eq!(
+                frames_fed_in_steps(&stream, step),
+                Ok(expected.clone()),
+                "step {step}"
+            );
+        }
+    }
+
+    #[test]
+    fn framer_refuses_an_endless_head_fed_a_byte_at_a_time() {
+        let small = Limits {
+            max_message_size: 100,
+            ..Limits::default()
+        };
+        let mut framer = Framer::new();
+        let mut buf = Vec::new();
+        let mut outcome = Ok(None);
+        for _ in 0..100 {
+            buf.push(b'a');
+            outcome = framer.next_frame(&buf, &small);
+            if outcome.is_err() {
+                break;
+            }
+        }
+        assert_eq!((buf.len(), outcome), (100, Err(ParseError::TooLarge)));
     }
 
     #[test]

@@ -3,6 +3,12 @@
 //! A [`Flow`] names exactly how a message came in (RFC 5626 section 3.4: transport,
 //! local socket, remote address, and for TCP the connection), so a reply or a later
 //! request can be sent back over the same one.
+//!
+//! [`Transports::bind`] starts the listeners and returns a handle and the receiver of
+//! [`Inbound`] events. UDP hands up every datagram raw (the caller spots STUN itself);
+//! TCP hands up one framed message per event and answers CRLF keepalives itself.
+//! [`Transports::send`] goes out over exactly a given flow; [`Transports::send_to`]
+//! picks one. Nothing here parses SIP beyond framing.
 
 pub mod connections;
 pub mod tcp;
@@ -137,6 +143,8 @@ pub struct TransportOptions {
     pub max_connections: usize,
     /// A TCP connection that receives nothing for this long is closed.
     pub idle_timeout: Duration,
+    /// How long the bytes of one TCP message may take to arrive once the first came.
+    pub message_timeout: Duration,
     /// How long an outbound TCP connect may take.
     pub connect_timeout: Duration,
     /// How long a send may wait for room in a connection's write queue, and how long one
@@ -155,6 +163,7 @@ impl Default for TransportOptions {
             max_connections: 10_000,
             // RFC 5626 clients ping every 95 to 120 seconds on streams.
             idle_timeout: Duration::from_secs(300),
+            message_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(5),
             write_timeout: Duration::from_secs(10),
             inbound_queue: 4096,
@@ -305,56 +314,56 @@ impl Transports {
     /// connection to `flow.remote` is reused or a new one is opened. A TCP send returns
     /// once the message is queued for the connection's writer.
     pub async fn send(&self, flow: &Flow, data: Bytes) -> Result<(), SendError> {
-        self.send_flow(flow, data).await.map(|_| ())
+        let shared = self.running()?;
+        let sent = match flow.transport {
+            Transport::Udp => udp::send(shared, flow.local, flow.remote, data).await,
+            Transport::Tcp => tcp::send(shared, flow.conn, flow.remote, data)
+                .await
+                .map(|_| ()),
+        };
+        count_out(flow.transport, sent)
     }
 
     /// Sends to `remote` from a socket of our choosing, and returns the flow used.
     ///
-    /// UDP uses the first socket of the remote's address family; TCP reuses or opens a
-    /// connection.
+    /// UDP uses the first socket of the remote's address family (else the first
+    /// socket); TCP reuses an open connection to `remote` or opens one.
     pub async fn send_to(
         &self,
         transport: Transport,
         remote: SocketAddr,
         data: Bytes,
     ) -> Result<Flow, SendError> {
-        let shared = &self.inner.shared;
-        let local = match transport {
+        let shared = self.running()?;
+        let sent = match transport {
             Transport::Udp => {
-                let endpoint = shared
+                let local = shared
                     .udp
                     .iter()
-                    .find(|e| e.local.is_ipv4() == remote.is_ipv4())
+                    .find(|endpoint| endpoint.local.is_ipv4() == remote.is_ipv4())
                     .or_else(|| shared.udp.first())
+                    .map(|endpoint| endpoint.local)
                     .ok_or(SendError::NoSocket(transport, remote))?;
-                endpoint.local
+                let flow = Flow {
+                    transport,
+                    local,
+                    remote,
+                    conn: None,
+                };
+                udp::send(shared, local, remote, data).await.map(|()| flow)
             }
-            // The connection decides the local address.
-            Transport::Tcp => self.local_addr(Transport::Tcp).unwrap_or(remote),
+            Transport::Tcp => tcp::send(shared, None, remote, data).await,
         };
-        let flow = Flow {
-            transport,
-            local,
-            remote,
-            conn: None,
-        };
-        self.send_flow(&flow, data).await
+        count_out(transport, sent)
     }
 
-    async fn send_flow(&self, flow: &Flow, data: Bytes) -> Result<Flow, SendError> {
+    fn running(&self) -> Result<&Arc<Shared>, SendError> {
         let shared = &self.inner.shared;
         if *shared.stop.borrow() {
-            return Err(SendError::Shutdown);
+            Err(SendError::Shutdown)
+        } else {
+            Ok(shared)
         }
-        let sent = match flow.transport {
-            Transport::Udp => udp::send(shared, flow, data).await.map(|()| *flow),
-            Transport::Tcp => tcp::send(shared, flow, data).await,
-        };
-        if sent.is_ok() {
-            metrics::counter!("hasip_transport_messages_out_total", "transport" => label(flow.transport))
-                .increment(1);
-        }
-        sent
     }
 
     /// Whether the TCP connection is still open.
@@ -377,6 +386,16 @@ impl Transports {
 pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
     // An error means the handle is gone, which also means stop.
     let _ = stop.wait_for(|stopped| *stopped).await;
+}
+
+/// Counts a message that went out.
+fn count_out<T>(transport: Transport, sent: Result<T, SendError>) -> Result<T, SendError> {
+    if sent.is_ok() {
+        let transport = label(transport);
+        metrics::counter!("hasip_transport_messages_out_total", "transport" => transport)
+            .increment(1);
+    }
+    sent
 }
 
 /// The metrics label for a transport.

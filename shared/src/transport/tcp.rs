@@ -1,8 +1,8 @@
 //! TCP: the accept loop, one reader and one writer task per connection, and outbound
 //! connects (RFC 3261 section 18.3 framing, RFC 5626 section 4.4.1 CRLF keepalives).
 //!
-//! The reader frames the stream with [`crate::sip::framing`] and hands up one message
-//! per event. Reading and writing run in separate tasks so that two peers writing to
+//! The reader frames the stream with a [`crate::sip::framing::Framer`] and hands up
+//! one message per event. Reading and writing run in separate tasks so that two peers writing to
 //! each other at once cannot deadlock on full socket buffers.
 
 use std::net::SocketAddr;
@@ -15,10 +15,11 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use super::connections::{ConnHandle, TableFull};
-use super::{stopped, Flow, Inbound, SendError, Shared};
-use crate::sip::framing::{next_frame, Frame};
+use super::{stopped, ConnId, Flow, Inbound, SendError, Shared};
+use crate::sip::framing::{Frame, Framer};
 
 /// Pause after a failed accept (EMFILE and friends) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -26,8 +27,14 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// How much room to make in the read buffer before each read.
 const READ_CHUNK: usize = 4096;
 
-/// The RFC 5626 answer to a double-CRLF ping.
+/// An RFC 5626 ping.
+const PING: &[u8] = b"\r\n\r\n";
+
+/// The RFC 5626 answer to a ping.
 const PONG: &[u8] = b"\r\n";
+
+/// Stands in for "never" when a configured timeout is too large to add to now.
+const FAR_FUTURE: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// Accepts connections until shutdown; a failed accept is logged and retried.
 pub(crate) async fn accept_loop(listener: TcpListener, local: SocketAddr, shared: Arc<Shared>) {
@@ -119,6 +126,7 @@ enum Closed {
     Eof,
     Shutdown,
     Idle,
+    SlowMessage,
     WriterGone,
     ReceiverGone,
     Io(std::io::Error),
@@ -162,15 +170,18 @@ async fn read_frames(
     let idle = shared.options.idle_timeout;
     let mut stop = shared.stop.clone();
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut framer = Framer::new();
+    // When the bytes of the incomplete frame now in `buf` began to arrive.
+    let mut partial_since: Option<Instant> = None;
     loop {
         loop {
-            let frame = match next_frame(&buf, &limits) {
+            let frame = match framer.next_frame(&buf, &limits) {
                 Ok(Some(frame)) => frame,
                 Ok(None) => break,
                 Err(error) => return Closed::Framing(error),
             };
             if frame.len() > buf.len() {
-                // next_frame never claims more than it was given; refuse rather than panic.
+                // The framer never claims more than it was given; refuse rather than panic.
                 return Closed::Framing(crate::sip::ParseError::TooLarge);
             }
             match frame {
@@ -196,21 +207,40 @@ async fn read_frames(
                 Frame::Pong { len } => buf.advance(len),
             }
         }
+        let now = Instant::now();
+        let idle_deadline = after(now, idle);
+        // A peer trickling one byte at a time must not hold a buffer forever. Part of a
+        // ping is no message, and a lone CRLF stays buffered until more bytes come.
+        let deadline = if PING.starts_with(&buf) {
+            partial_since = None;
+            idle_deadline
+        } else {
+            let since = *partial_since.get_or_insert(now);
+            idle_deadline.min(after(since, shared.options.message_timeout))
+        };
         // The framer refuses a buffer that reaches the message limit, so this stays
         // bounded by max_message_size plus one read.
         buf.reserve(READ_CHUNK);
         let read = tokio::select! {
             () = stopped(&mut stop) => return Closed::Shutdown,
             _ = &mut writer => return Closed::WriterGone,
-            read = tokio::time::timeout(idle, stream.read_buf(&mut buf)) => read,
+            read = tokio::time::timeout_at(deadline, stream.read_buf(&mut buf)) => read,
         };
         match read {
+            Err(_) if partial_since.is_some() => return Closed::SlowMessage,
             Err(_) => return Closed::Idle,
             Ok(Ok(0)) => return Closed::Eof,
             Ok(Ok(_)) => {}
             Ok(Err(error)) => return Closed::Io(error),
         }
     }
+}
+
+/// `start + timeout`, saturating far in the future instead of overflowing.
+fn after(start: Instant, timeout: Duration) -> Instant {
+    start
+        .checked_add(timeout)
+        .unwrap_or_else(|| start + FAR_FUTURE)
 }
 
 /// Queues a message for a connection's writer.
@@ -222,18 +252,20 @@ async fn enqueue(shared: &Shared, handle: &ConnHandle, data: Bytes) -> Result<()
     }
 }
 
-/// Sends over the flow's connection, or to its remote over any connection.
+/// Sends on connection `conn` if given (and only there), else on any connection to
+/// `remote`, opening one if needed; returns the flow used.
 pub(crate) async fn send(
     shared: &Arc<Shared>,
-    flow: &Flow,
+    conn: Option<ConnId>,
+    remote: SocketAddr,
     data: Bytes,
 ) -> Result<Flow, SendError> {
-    if let Some(id) = flow.conn {
+    if let Some(id) = conn {
         let handle = shared.table.get(id).ok_or(SendError::FlowGone)?;
         enqueue(shared, &handle, data).await?;
         return Ok(handle.flow());
     }
-    if let Some(handle) = shared.table.by_remote(flow.remote) {
+    if let Some(handle) = shared.table.by_remote(remote) {
         match enqueue(shared, &handle, data.clone()).await {
             Ok(()) => return Ok(handle.flow()),
             // It closed between lookup and send: open a fresh one below.
@@ -241,7 +273,7 @@ pub(crate) async fn send(
             Err(other) => return Err(other),
         }
     }
-    let handle = connect(shared, flow.remote).await?;
+    let handle = connect(shared, remote).await?;
     enqueue(shared, &handle, data).await?;
     Ok(handle.flow())
 }

@@ -92,13 +92,18 @@ pub(crate) async fn recv_loop(endpoint: UdpEndpoint, shared: Arc<Shared>) {
     tracing::debug!(local = %endpoint.local, "udp listener stopped");
 }
 
-/// Sends one datagram from the socket bound to `flow.local`.
-pub(crate) async fn send(shared: &Shared, flow: &Flow, data: Bytes) -> Result<(), SendError> {
+/// Sends one datagram from the socket bound to `local`.
+pub(crate) async fn send(
+    shared: &Shared,
+    local: SocketAddr,
+    remote: SocketAddr,
+    data: Bytes,
+) -> Result<(), SendError> {
     let endpoint = shared
         .udp
         .iter()
-        .find(|endpoint| endpoint.local == flow.local)
-        .ok_or(SendError::NoSocket(Transport::Udp, flow.local))?;
-    endpoint.socket.send_to(&data, flow.remote).await?;
+        .find(|endpoint| endpoint.local == local)
+        .ok_or(SendError::NoSocket(Transport::Udp, local))?;
+    endpoint.socket.send_to(&data, remote).await?;
     Ok(())
 }
