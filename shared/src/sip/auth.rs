@@ -192,6 +192,10 @@ fn set<T>(slot: &mut Option<T>, v: T, bad: ParseError) -> Result<(), ParseError>
     Ok(())
 }
 
+/// Most unknown parameters kept; the duplicate check is quadratic, so this bounds
+/// the work a hostile header can cause.
+const MAX_OTHER: usize = 32;
+
 /// Keeps an unknown parameter, refusing a duplicate.
 fn keep<'a>(
     other: &mut Vec<(&'a str, Cow<'a, str>)>,
@@ -199,7 +203,7 @@ fn keep<'a>(
     v: Value<'a>,
     bad: ParseError,
 ) -> Result<(), ParseError> {
-    if other.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+    if other.len() >= MAX_OTHER || other.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
         return Err(bad);
     }
     other.push((name, v.text()));
@@ -666,5 +670,30 @@ mod tests {
             Challenge::new("a\"b", "n").to_string(),
             "Digest realm=\"a\\\"b\", nonce=\"n\""
         );
+    }
+
+    #[test]
+    fn too_many_unknown_params_are_refused() {
+        let mut s = String::from("Digest realm=r, nonce=n");
+        for i in 0..=MAX_OTHER {
+            s.push_str(&format!(", p{i}=v"));
+        }
+        assert_eq!(Challenge::parse(&s, "WWW-Authenticate").unwrap_err(), WWW);
+    }
+
+    mod arbitrary {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn never_panics(s in "Digest [ \",=a-z0-9\\\\]{0,60}") {
+                if let Ok(c) = Challenge::parse(&s, "WWW-Authenticate") {
+                    let shown = c.to_string();
+                    prop_assert_eq!(Challenge::parse(&shown, "WWW-Authenticate"), Ok(c));
+                }
+                let _ = Credentials::parse(&s, "Authorization");
+            }
+        }
     }
 }

@@ -295,4 +295,40 @@ mod tests {
         assert!(v[0].is_ok());
         assert_eq!(v[1], Err(ParseError::BadHeader("Path")));
     }
+
+    #[test]
+    fn torture_style_display_names() {
+        // No space between a token display name and the '<'.
+        let a = na("caller<sip:caller@example.com>;tag=323");
+        assert_eq!(a.display_name.as_deref(), Some("caller"));
+        assert_eq!(a.tag(), Some("323"));
+        // Quoted-pairs may escape control characters.
+        let a = na("\"BEL:\\\x07 NUL:\\\x00 DEL:\\\x7F\" <sip:1_unusual@example.com>");
+        assert_eq!(
+            a.display_name.as_deref(),
+            Some("BEL:\x07 NUL:\x00 DEL:\x7F")
+        );
+        // Escaped headers inside the brackets are fine.
+        let a = na("<sip:user@example.com?Route=%3Csip:sip.example.com%3E>");
+        assert_eq!(a.uri.headers, Some("Route=%3Csip:sip.example.com%3E"));
+    }
+
+    mod arbitrary {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn never_panics(s in "[ \"<>;=,:@a-z0-9\\\\\r\n\t.%\\[\\]?-]{0,48}") {
+                if let Ok(a) = NameAddr::parse(&s, "To") {
+                    let shown = a.to_string();
+                    let again = NameAddr::parse(&shown, "To");
+                    prop_assert!(again.is_ok(), "{:?} -> {:?}", s, shown);
+                }
+                for item in parse_name_addr_list(&s, "Route") {
+                    let _ = item;
+                }
+            }
+        }
+    }
 }

@@ -232,7 +232,9 @@ impl<'a> Params<'a> {
         self.get(name).is_some()
     }
 
-    /// True when a name occurs twice (ignoring case); used to refuse duplicates.
+    /// True when a name occurs twice (ignoring case).
+    ///
+    /// Quadratic in the number of parameters: for short lists, not for hostile input.
     pub fn has_duplicates(&self) -> bool {
         let mut outer = self.iter();
         while let Some(p) = outer.next() {

@@ -410,4 +410,26 @@ mod tests {
         assert_eq!(v2.rport(), Some(Some(34567)));
         assert_eq!(v2.received(), Some("203.0.113.9".parse().unwrap()));
     }
+
+    #[test]
+    fn empty_params_and_elements_are_refused() {
+        let items: Vec<_> = parse_via_list("SIP/2.0/UDP 192.0.2.15;;,;,,").collect();
+        assert!(items.iter().all(Result::is_err));
+        assert_eq!(items.len(), 4);
+    }
+
+    mod arbitrary {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn never_panics(s in "(SIP */ *2.0 */ *UDP +)?[ ;=,:\"a-z0-9\r\n\t.\\[\\]-]{0,40}") {
+                for v in parse_via_list(&s).flatten() {
+                    let shown = v.to_string();
+                    prop_assert_eq!(Via::parse(&shown), Ok(v));
+                }
+            }
+        }
+    }
 }
