@@ -26,15 +26,16 @@ impl<'a> CSeq<'a> {
         let s = trim_lws(value);
         let n = s.bytes().take_while(u8::is_ascii_digit).count();
         let (digits, rest) = s.split_at(n);
-        // At most ten digits keeps the parse in u64 without overflow checks failing late.
-        if digits.is_empty() || digits.len() > 10 {
+        if digits.is_empty() {
             return Err(BAD);
         }
-        let seq = digits
-            .parse::<u64>()
+        // Saturating, so any number of leading zeros is fine and overflow is refused.
+        let seq = digits.bytes().fold(0u64, |acc, b| {
+            acc.saturating_mul(10).saturating_add(u64::from(b - b'0'))
+        });
+        let seq = u32::try_from(seq)
             .ok()
             .filter(|&v| v < 1 << 31)
-            .and_then(|v| u32::try_from(v).ok())
             .ok_or(BAD)?;
         let method = skip_lws(rest).ok_or(BAD)?;
         if !super::text::is_token(method) {
@@ -70,6 +71,7 @@ mod tests {
             (1 << 31) - 1
         );
         assert_eq!(CSeq::parse("0000000001 ACK").unwrap().seq, 1);
+        assert_eq!(CSeq::parse("000000000000000000007 ACK").unwrap().seq, 7);
         assert_eq!(CSeq::parse("1 INVITE").unwrap().to_string(), "1 INVITE");
     }
 

@@ -120,6 +120,22 @@ fn is_hostname(s: &str) -> bool {
     last.as_bytes().first().is_some_and(u8::is_ascii_alphabetic)
 }
 
+/// Parses `IPv4address = 1*3DIGIT "." 1*3DIGIT "." 1*3DIGIT "." 1*3DIGIT`.
+///
+/// Unlike `Ipv4Addr::from_str` this takes leading zeros, which the grammar allows.
+fn parse_ipv4(s: &str) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut parts = s.split('.');
+    for octet in &mut octets {
+        let part = parts.next()?;
+        if part.is_empty() || part.len() > 3 || !part.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        *octet = part.parse().ok()?;
+    }
+    parts.next().is_none().then_some(Ipv4Addr::from(octets))
+}
+
 impl<'a> Host<'a> {
     /// Splits a host off the start of `s`: the host and the rest. `None` if malformed.
     pub fn parse_prefix(s: &'a str) -> Option<(Self, &'a str)> {
@@ -135,7 +151,7 @@ impl<'a> Host<'a> {
         let (name, rest) = s.split_at(n);
         if name.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
             // All digits: an IPv4 address or nothing (a top label starts with a letter).
-            return name.parse::<Ipv4Addr>().ok().map(|a| (Host::Ipv4(a), rest));
+            return parse_ipv4(name).map(|a| (Host::Ipv4(a), rest));
         }
         is_hostname(name).then_some((Host::Name(name), rest))
     }
@@ -157,10 +173,13 @@ impl<'a> Host<'a> {
         }
     }
 
-    /// Writes the host in lower case (the form used in keys).
+    /// Writes the host in lower case without a final dot (the form used in keys).
     fn write_lower(&self, out: &mut String) {
         match self {
-            Host::Name(n) => out.extend(n.chars().map(|c| c.to_ascii_lowercase())),
+            Host::Name(n) => {
+                let n = n.strip_suffix('.').unwrap_or(n);
+                out.extend(n.chars().map(|c| c.to_ascii_lowercase()));
+            }
             other => {
                 use fmt::Write as _;
                 // Writing into a String cannot fail.
@@ -228,6 +247,9 @@ pub(crate) fn split_port(s: &str) -> Result<(Option<u16>, &str), ()> {
 }
 
 /// A parsed sip, sips or tel URI borrowing from the message.
+///
+/// `==` compares the text of each part, not the RFC 3261 section 19.1.4 rules; use
+/// [`Uri::aor`] to key bindings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Uri<'a> {
     /// The scheme.
@@ -592,6 +614,11 @@ mod tests {
         assert_eq!(u.aor(), "sip:bob@[2001:db8::1]");
         let u = uri("sip:bob@[::ffff:192.0.2.1]");
         assert!(matches!(u.host, Host::Ipv6(_)));
+        let u = uri("sip:bob@192.000.002.010");
+        assert_eq!(u.host, Host::Ipv4(Ipv4Addr::new(192, 0, 2, 10)));
+        let u = uri("sip:alice@Example.COM.");
+        assert_eq!(u.aor(), "sip:alice@example.com");
+        assert_eq!(u.to_string(), "sip:alice@Example.COM.");
         let u = uri("sip:192.0.2.4:5080");
         assert_eq!(u.host, Host::Ipv4(Ipv4Addr::new(192, 0, 2, 4)));
         assert_eq!(u.host.ip(), Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 4))));
@@ -611,6 +638,9 @@ mod tests {
             "sip:a.1com",
             "sip:1.2.3.4.5",
             "sip:10.0.0.256",
+            "sip:10.0.0.1000",
+            "sip:10.0.0",
+            "sip:10.0.0.1.",
             "sip:a_b.com",
             "sip:",
             "sip:user@",
