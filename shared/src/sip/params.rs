@@ -398,4 +398,23 @@ mod tests {
         assert_eq!(p.iter().count(), 0);
         assert!(Params::empty().get("x").is_none());
     }
+
+    mod arbitrary {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn parsed_lists_iterate_back_to_their_text(s in "[;= \"a-z%0-9:\\[\\]\u{e9}\r\n]{0,40}") {
+                for parsed in [Params::parse_header(&s, E), Params::parse_uri(&s, E)] {
+                    if let Ok((p, rest)) = parsed {
+                        prop_assert_eq!(format!("{}{}", p.as_str(), rest), s.clone());
+                        // Iteration never stops early on a checked list.
+                        let last = p.iter().last();
+                        prop_assert_eq!(last.is_some(), !p.is_empty());
+                    }
+                }
+            }
+        }
+    }
 }

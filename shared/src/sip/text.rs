@@ -452,4 +452,37 @@ mod tests {
         );
         assert_eq!(split_commas("\"open, x").collect::<Vec<_>>(), ["\"open, x"]);
     }
+
+    mod arbitrary {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn split_commas_yields_pieces_of_the_input(s in "[\"<>,\\\\ \r\na\u{e9}\u{1F600}]{0,40}") {
+                let commas = s.matches(',').count();
+                let mut n = 0;
+                for piece in split_commas(&s) {
+                    prop_assert!(s.contains(piece));
+                    prop_assert_eq!(trim_lws(piece), piece);
+                    n += 1;
+                }
+                prop_assert!(n <= commas + 1);
+            }
+
+            #[test]
+            fn quoted_and_escaped_text_never_panics(s in "\\PC{0,30}") {
+                let quoted = format!("\"{s}");
+                if let Ok((v, rest)) = quoted_string(&quoted) {
+                    prop_assert!(v.len() <= quoted.len());
+                    prop_assert!(quoted.ends_with(rest));
+                }
+                let mut written = String::new();
+                write_quoted(&mut written, &s).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert_eq!(unquote(&written).map(Cow::into_owned), Ok(s.clone()));
+                let _ = percent_decode(&s);
+                let _ = skip_sws(&s);
+            }
+        }
+    }
 }
