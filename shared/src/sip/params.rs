@@ -412,6 +412,17 @@ mod tests {
                     // Iteration yields something exactly when the checked list is not empty.
                     prop_assert_eq!(p.iter().last().is_some(), !p.is_empty());
                 }
+                if let Ok((p, _)) = Params::parse_uri(&s, E) {
+                    // A URI list has no whitespace, so its parameters rebuild it exactly.
+                    let rebuilt: String = p
+                        .iter()
+                        .map(|p| match p.value {
+                            Some(v) => format!(";{}={v}", p.name),
+                            None => format!(";{}", p.name),
+                        })
+                        .collect();
+                    prop_assert_eq!(rebuilt, p.as_str());
+                }
             }
         }
     }
