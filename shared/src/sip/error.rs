@@ -50,6 +50,9 @@ pub enum ParseError {
     /// A URI does not follow RFC 3261 section 25.1 (or RFC 3966 for tel).
     #[error("Bad URI")]
     BadUri,
+    /// A URI whose scheme is not sip, sips or tel (a registrar answers 416).
+    #[error("Unsupported URI Scheme")]
+    UnsupportedScheme,
     /// A header value that does not follow its grammar; the name says which header.
     #[error("Bad {0} Header")]
     BadHeader(&'static str),
