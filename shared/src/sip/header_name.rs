@@ -365,7 +365,11 @@ mod tests {
     #[test]
     fn length_candidates_cover_every_known_name() {
         for (i, known) in KNOWN.iter().enumerate() {
-            assert_eq!(usize::from(known_index(known.as_str().as_bytes())), i, "{known}");
+            assert_eq!(
+                usize::from(known_index(known.as_str().as_bytes())),
+                i,
+                "{known}"
+            );
         }
     }
 
@@ -415,7 +419,10 @@ mod tests {
     #[test]
     fn canonical_spelling_of_odd_names() {
         assert_eq!(HeaderName::parse("call-id").as_str(), "Call-ID");
-        assert_eq!(HeaderName::parse("www-authenticate").as_str(), "WWW-Authenticate");
+        assert_eq!(
+            HeaderName::parse("www-authenticate").as_str(),
+            "WWW-Authenticate"
+        );
         assert_eq!(HeaderName::parse("cseq").as_str(), "CSeq");
     }
 

@@ -825,3 +825,462 @@ impl Message {
         out.freeze()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use HeaderName as H;
+
+    fn parse(text: &str) -> Result<Message, ParseError> {
+        Message::parse(Bytes::copy_from_slice(text.as_bytes()), &Limits::default())
+    }
+
+    fn written(msg: &Message) -> String {
+        let mut out = BytesMut::new();
+        msg.write_to(&mut out);
+        String::from_utf8(out.to_vec()).unwrap_or_default()
+    }
+
+    const REGISTER: &str = "REGISTER sip:example.com SIP/2.0\r\n\
+        Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1;rport\r\n\
+        Max-Forwards: 70\r\n\
+        From: \"Alice\" <sip:alice@example.com>;tag=a1\r\n\
+        To: <sip:alice@example.com>\r\n\
+        Call-ID: c1@10.0.0.1\r\n\
+        CSeq: 1 REGISTER\r\n\
+        Contact: <sip:alice@10.0.0.1:5060>;expires=3600\r\n\
+        X-Custom: one\r\n\
+        Content-Length: 0\r\n\
+        \r\n";
+
+    #[test]
+    fn request_start_line() {
+        let msg = parse(REGISTER).unwrap();
+        assert!(msg.is_request());
+        assert_eq!(msg.method(), Some(Method::Register));
+        assert_eq!(msg.method_str(), Some("REGISTER"));
+        assert_eq!(msg.request_uri(), Some("sip:example.com"));
+        assert_eq!(msg.status_code(), None);
+        assert_eq!(msg.reason_phrase(), None);
+        assert_eq!(msg.header_count(), 9);
+        assert!(msg.body().is_empty());
+    }
+
+    #[test]
+    fn extension_method_keeps_spelling() {
+        let msg = parse("FOO sip:a SIP/2.0\r\nContent-Length: 0\r\n\r\n").unwrap();
+        assert_eq!(msg.method(), Some(Method::Other));
+        assert_eq!(msg.method_str(), Some("FOO"));
+    }
+
+    #[test]
+    fn response_start_line() {
+        let msg = parse("SIP/2.0 486 Busy Here\r\nCSeq: 1 INVITE\r\n\r\n").unwrap();
+        assert!(!msg.is_request());
+        assert_eq!(msg.status_code(), Some(486));
+        assert_eq!(msg.reason_phrase(), Some("Busy Here"));
+        assert_eq!(msg.method(), None);
+        assert_eq!(msg.request_uri(), None);
+        let empty = parse("SIP/2.0 200 \r\n\r\n").unwrap();
+        assert_eq!(empty.reason_phrase(), Some(""));
+        let bare = parse("SIP/2.0 200\r\n\r\n").unwrap();
+        assert_eq!(bare.reason_phrase(), Some(""));
+    }
+
+    #[test]
+    fn bad_start_lines() {
+        let cases = [
+            ("INVITE sip:a\r\n\r\n", ParseError::BadRequestLine),
+            ("INVITE  sip:a SIP/2.0\r\n\r\n", ParseError::BadRequestLine),
+            ("INVITE sip:a SIP/2.0 x\r\n\r\n", ParseError::BadVersion),
+            ("INVITE sip:a SIP/3.0\r\n\r\n", ParseError::BadVersion),
+            ("IN(VITE sip:a SIP/2.0\r\n\r\n", ParseError::BadRequestLine),
+            ("\r\n\r\n", ParseError::BadRequestLine),
+            ("SIP/2.0 99 Low\r\n\r\n", ParseError::BadStatusLine),
+            ("SIP/2.0 700 High\r\n\r\n", ParseError::BadStatusLine),
+            ("SIP/2.0 2000 OK\r\n\r\n", ParseError::BadStatusLine),
+            ("SIP/2.0 OK\r\n\r\n", ParseError::BadStatusLine),
+            ("SIP/1.0 200 OK\r\n\r\n", ParseError::BadVersion),
+            ("INVITE sip:%G1@a SIP/2.0\r\n\r\n", ParseError::BadEscape),
+            ("INVITE sip:a@b% SIP/2.0\r\n\r\n", ParseError::BadEscape),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse(text).err(), Some(want), "{text:?}");
+        }
+        assert!(parse("INVITE sip:%41@a SIP/2.0\r\n\r\n").is_ok());
+        assert!(parse("INVITE sip:a sip/2.0\r\n\r\n").is_ok());
+    }
+
+    #[test]
+    fn crlf_is_required() {
+        let cases = [
+            "REGISTER sip:a SIP/2.0\r\nVia: x\r\n",
+            "REGISTER sip:a SIP/2.0\nVia: x\r\n\r\n",
+            "REGISTER sip:a SIP/2.0\r\nVia: x\nTo: y\r\n\r\n",
+            "REGISTER sip:a SIP/2.0\r\nVia: x\n\n",
+            "",
+        ];
+        for text in cases {
+            assert_eq!(parse(text).err(), Some(ParseError::MissingCrlf), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn bad_header_lines() {
+        let cases = [
+            "REGISTER sip:a SIP/2.0\r\nNo colon here\r\n\r\n",
+            "REGISTER sip:a SIP/2.0\r\n: empty name\r\n\r\n",
+            "REGISTER sip:a SIP/2.0\r\nBad Name: x\r\n\r\n",
+            "REGISTER sip:a SIP/2.0\r\n continued: x\r\n\r\n",
+        ];
+        for text in cases {
+            assert_eq!(
+                parse(text).err(),
+                Some(ParseError::BadHeaderLine),
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn header_values_are_trimmed_and_name_space_is_allowed() {
+        let msg =
+            parse("OPTIONS sip:a SIP/2.0\r\nSubject  :   hi there  \r\nX-Empty:\r\n\r\n").unwrap();
+        assert_eq!(msg.header(&H::Subject), Some("hi there"));
+        assert_eq!(msg.header(&H::Other("x-empty")), Some(""));
+        assert_eq!(msg.to_bytes().len(), msg.buf.len());
+    }
+
+    #[test]
+    fn folded_lines_stay_inside_the_value() {
+        let text =
+            "OPTIONS sip:a SIP/2.0\r\nSubject: first\r\n  second\r\n\tthird\r\nTo: <sip:b>\r\n\r\n";
+        let msg = parse(text).unwrap();
+        assert_eq!(
+            msg.header(&H::Subject),
+            Some("first\r\n  second\r\n\tthird")
+        );
+        assert_eq!(msg.header(&H::To), Some("<sip:b>"));
+        assert_eq!(msg.header_count(), 2);
+        assert_eq!(written(&msg), text);
+        let leading = parse("OPTIONS sip:a SIP/2.0\r\nSubject:\r\n  late\r\n\r\n").unwrap();
+        assert_eq!(leading.header(&H::Subject), Some("late"));
+    }
+
+    #[test]
+    fn compact_and_case_insensitive_names() {
+        let text = "INVITE sip:b SIP/2.0\r\nv: SIP/2.0/UDP h;branch=z9hG4bKx\r\nf: <sip:a>;tag=1\r\n\
+            t: <sip:b>\r\ni: abc\r\nm: <sip:a@h>\r\nl: 0\r\nCSEQ: 1 INVITE\r\nx-thing: 1\r\nX-THING: 2\r\n\r\n";
+        let msg = parse(text).unwrap();
+        assert_eq!(msg.header(&H::Via), Some("SIP/2.0/UDP h;branch=z9hG4bKx"));
+        assert_eq!(msg.header(&H::From), Some("<sip:a>;tag=1"));
+        assert_eq!(msg.header(&H::CallId), Some("abc"));
+        assert_eq!(msg.header(&H::Contact), Some("<sip:a@h>"));
+        assert_eq!(msg.header(&H::CSeq), Some("1 INVITE"));
+        assert_eq!(
+            msg.header(&H::Other("v")),
+            Some("SIP/2.0/UDP h;branch=z9hG4bKx")
+        );
+        let things: Vec<&str> = msg.header_values(&H::Other("X-Thing")).collect();
+        assert_eq!(things, ["1", "2"]);
+        assert_eq!(msg.header_values(&H::Other("X-None")).count(), 0);
+        let names: Vec<String> = msg.headers().map(|(n, _)| n.as_str().to_owned()).collect();
+        assert_eq!(
+            names,
+            [
+                "Via",
+                "From",
+                "To",
+                "Call-ID",
+                "Contact",
+                "Content-Length",
+                "CSeq",
+                "x-thing",
+                "X-THING"
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_headers_keep_order_and_repeats() {
+        let text =
+            "OPTIONS sip:a SIP/2.0\r\nX-B: 1\r\nVia: v1\r\nX-A: 2\r\nVia: v2, v3\r\nX-B: 3\r\n\r\n";
+        let msg = parse(text).unwrap();
+        let all: Vec<(String, &str)> = msg.headers().map(|(n, v)| (n.to_string(), v)).collect();
+        assert_eq!(
+            all,
+            [
+                ("X-B".to_owned(), "1"),
+                ("Via".to_owned(), "v1"),
+                ("X-A".to_owned(), "2"),
+                ("Via".to_owned(), "v2, v3"),
+                ("X-B".to_owned(), "3")
+            ]
+        );
+        let vias: Vec<&str> = msg.header_values(&H::Via).collect();
+        assert_eq!(vias, ["v1", "v2, v3"]);
+    }
+
+    #[test]
+    fn content_length_rules() {
+        let body = "INVITE sip:a SIP/2.0\r\nContent-Length: 4\r\n\r\nv=0\n";
+        assert_eq!(&parse(body).unwrap().body()[..], b"v=0\n");
+        let short = "INVITE sip:a SIP/2.0\r\nContent-Length: 10\r\n\r\nv=0\n";
+        assert_eq!(parse(short).err(), Some(ParseError::ContentLengthMismatch));
+        // Extra datagram bytes are not part of the message (RFC 3261 section 18.3).
+        let long = "INVITE sip:a SIP/2.0\r\nl: 2\r\n\r\nv=0\n";
+        let msg = parse(long).unwrap();
+        assert_eq!(&msg.body()[..], b"v=");
+        assert_eq!(
+            &msg.to_bytes()[..],
+            b"INVITE sip:a SIP/2.0\r\nl: 2\r\n\r\nv="
+        );
+        let absent = parse("INVITE sip:a SIP/2.0\r\n\r\nabc").unwrap();
+        assert_eq!(&absent.body()[..], b"abc");
+        let bad = "INVITE sip:a SIP/2.0\r\nContent-Length: x\r\n\r\n";
+        assert_eq!(
+            parse(bad).err(),
+            Some(ParseError::BadHeader("Content-Length"))
+        );
+        let dup = "INVITE sip:a SIP/2.0\r\nContent-Length: 0\r\nl: 1\r\n\r\nx";
+        assert_eq!(
+            parse(dup).err(),
+            Some(ParseError::DuplicateHeader("Content-Length"))
+        );
+        assert!(parse("INVITE sip:a SIP/2.0\r\nContent-Length: 1\r\nl: 1\r\n\r\nx").is_ok());
+    }
+
+    #[test]
+    fn binary_body_is_allowed_but_header_must_be_utf8() {
+        let mut raw = b"MESSAGE sip:a SIP/2.0\r\nContent-Length: 3\r\n\r\n".to_vec();
+        raw.extend_from_slice(&[0xff, 0x00, 0xfe]);
+        let msg = Message::parse(Bytes::from(raw), &Limits::default()).unwrap();
+        assert_eq!(&msg.body()[..], &[0xff, 0x00, 0xfe]);
+        let bad = Bytes::from_static(b"MESSAGE sip:a SIP/2.0\r\nSubject: \xff\r\n\r\n");
+        assert_eq!(
+            Message::parse(bad, &Limits::default()).err(),
+            Some(ParseError::NotUtf8)
+        );
+        let utf8 = parse("MESSAGE sip:a SIP/2.0\r\nSubject: caf\u{e9}\r\n\r\n").unwrap();
+        assert_eq!(utf8.header(&H::Subject), Some("caf\u{e9}"));
+    }
+
+    #[test]
+    fn unterminated_quotes_are_refused_where_the_grammar_has_them() {
+        let bad = "INVITE sip:a SIP/2.0\r\nFrom: \"Bob <sip:bob@b>;tag=1\r\n\r\n";
+        assert_eq!(parse(bad).err(), Some(ParseError::UnterminatedQuote));
+        let escaped = "INVITE sip:a SIP/2.0\r\nFrom: \"Bob \\\" B\" <sip:bob@b>\r\n\r\n";
+        assert!(parse(escaped).is_ok());
+        let cut = "INVITE sip:a SIP/2.0\r\nTo: \"Bob \\\"\r\n\r\n";
+        assert_eq!(parse(cut).err(), Some(ParseError::UnterminatedQuote));
+        // User-Agent comments may hold a lone quote.
+        assert!(parse("INVITE sip:a SIP/2.0\r\nUser-Agent: X (say \"hi)\r\n\r\n").is_ok());
+    }
+
+    #[test]
+    fn limits_are_enforced() {
+        let limits = Limits {
+            max_message_size: 200,
+            max_headers: 3,
+            max_line_length: 40,
+        };
+        let parse_with = |t: &str| Message::parse(Bytes::copy_from_slice(t.as_bytes()), &limits);
+        let big = format!("OPTIONS sip:a SIP/2.0\r\n\r\n{}", "x".repeat(200));
+        assert_eq!(parse_with(&big).err(), Some(ParseError::TooLarge));
+        let many = "OPTIONS sip:a SIP/2.0\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n";
+        assert_eq!(parse_with(many).err(), Some(ParseError::TooManyHeaders));
+        assert!(parse_with("OPTIONS sip:a SIP/2.0\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n").is_ok());
+        let long = format!("OPTIONS sip:a SIP/2.0\r\nA: {}\r\n\r\n", "y".repeat(40));
+        assert_eq!(parse_with(&long).err(), Some(ParseError::LineTooLong));
+        let folded = format!(
+            "OPTIONS sip:a SIP/2.0\r\nA: {}\r\n {}\r\n\r\n",
+            "y".repeat(20),
+            "z".repeat(20)
+        );
+        assert_eq!(parse_with(&folded).err(), Some(ParseError::LineTooLong));
+        let start = format!("OPTIONS sip:{} SIP/2.0\r\n\r\n", "a".repeat(40));
+        assert_eq!(parse_with(&start).err(), Some(ParseError::LineTooLong));
+    }
+
+    #[test]
+    fn unmodified_write_is_byte_for_byte() {
+        let odd = "SIP/2.0 200 OK\r\nvia:SIP/2.0/UDP h ;branch=z9hG4bKa\r\nTO :  <sip:b>\r\nX-Fold: a\r\n b\r\nContent-Length:2\r\n\r\nhi";
+        for text in [REGISTER, odd] {
+            let msg = parse(text).unwrap();
+            assert_eq!(written(&msg), text);
+            assert_eq!(&msg.to_bytes()[..], text.as_bytes());
+            assert!(!msg.is_modified());
+        }
+    }
+
+    #[test]
+    fn push_and_pop_via() {
+        let mut msg = parse(REGISTER).unwrap();
+        msg.push_via("SIP/2.0/UDP edge;branch=z9hG4bKe");
+        let vias: Vec<&str> = msg.header_values(&H::Via).collect();
+        assert_eq!(
+            vias,
+            [
+                "SIP/2.0/UDP edge;branch=z9hG4bKe",
+                "SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1;rport"
+            ]
+        );
+        let out = written(&msg);
+        assert!(out.starts_with("REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP edge;branch=z9hG4bKe\r\nVia: SIP/2.0/UDP 10.0.0.1"));
+        assert_eq!(
+            out.replace("Via: SIP/2.0/UDP edge;branch=z9hG4bKe\r\n", ""),
+            REGISTER
+        );
+        assert!(msg.pop_via());
+        assert_eq!(written(&msg), REGISTER);
+        assert!(msg.pop_via());
+        assert!(!msg.pop_via());
+        assert_eq!(msg.header(&H::Via), None);
+    }
+
+    #[test]
+    fn pop_via_keeps_the_rest_of_a_combined_line() {
+        let text = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP a;x=\"1,2\", SIP/2.0/UDP b,\r\n SIP/2.0/UDP c\r\nCSeq: 1 INVITE\r\n\r\n";
+        let mut msg = parse(text).unwrap();
+        assert_eq!(msg.first_value(&H::Via), Some("SIP/2.0/UDP a;x=\"1,2\""));
+        assert!(msg.pop_via());
+        assert_eq!(
+            msg.header(&H::Via),
+            Some("SIP/2.0/UDP b,\r\n SIP/2.0/UDP c")
+        );
+        assert!(msg.pop_via());
+        assert_eq!(msg.header(&H::Via), Some("SIP/2.0/UDP c"));
+        assert_eq!(
+            written(&msg),
+            "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP c\r\nCSeq: 1 INVITE\r\n\r\n"
+        );
+        assert!(msg.pop_via());
+        assert_eq!(written(&msg), "SIP/2.0 200 OK\r\nCSeq: 1 INVITE\r\n\r\n");
+    }
+
+    #[test]
+    fn pop_first_route_respects_angle_brackets() {
+        let text = "INVITE sip:b SIP/2.0\r\nRoute: <sip:p1;lr;x=a,b>, \"P, 2\" <sip:p2;lr>\r\nRoute: <sip:p3>\r\n\r\n";
+        let mut msg = parse(text).unwrap();
+        assert!(msg.pop_first_value(&H::Route));
+        assert_eq!(msg.header(&H::Route), Some("\"P, 2\" <sip:p2;lr>"));
+        assert!(msg.pop_first_value(&H::Route));
+        assert_eq!(msg.header(&H::Route), Some("<sip:p3>"));
+        assert!(msg.pop_first_value(&H::Route));
+        assert!(!msg.pop_first_value(&H::Route));
+        assert_eq!(written(&msg), "INVITE sip:b SIP/2.0\r\n\r\n");
+    }
+
+    #[test]
+    fn prepend_header_goes_before_the_first_of_its_name() {
+        let text = "REGISTER sip:a SIP/2.0\r\nVia: v\r\nPath: <sip:p1>\r\nTo: t\r\n\r\n";
+        let mut msg = parse(text).unwrap();
+        msg.prepend_header(H::Path, "<sip:edge;lr;ob>");
+        msg.prepend_header(H::RecordRoute, "<sip:rr;lr>");
+        assert_eq!(
+            written(&msg),
+            "REGISTER sip:a SIP/2.0\r\nVia: v\r\nPath: <sip:edge;lr;ob>\r\nPath: <sip:p1>\r\nTo: t\r\nRecord-Route: <sip:rr;lr>\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn set_request_uri_rewrites_only_the_start_line() {
+        let mut msg = parse(REGISTER).unwrap();
+        msg.set_request_uri("sip:registrar.internal;lr");
+        assert_eq!(msg.request_uri(), Some("sip:registrar.internal;lr"));
+        assert_eq!(
+            written(&msg),
+            REGISTER.replace(
+                "REGISTER sip:example.com ",
+                "REGISTER sip:registrar.internal;lr "
+            )
+        );
+        let mut resp = parse("SIP/2.0 200 OK\r\n\r\n").unwrap();
+        resp.set_request_uri("sip:x");
+        assert!(!resp.is_modified());
+    }
+
+    #[test]
+    fn max_forwards() {
+        let mut msg = parse(REGISTER).unwrap();
+        assert_eq!(msg.decrement_max_forwards(), Some(69));
+        assert_eq!(msg.decrement_max_forwards(), Some(68));
+        assert_eq!(
+            written(&msg),
+            REGISTER.replace("Max-Forwards: 70", "Max-Forwards: 68")
+        );
+        let mut absent = parse("OPTIONS sip:a SIP/2.0\r\nTo: t\r\n\r\n").unwrap();
+        assert_eq!(absent.decrement_max_forwards(), Some(69));
+        assert_eq!(
+            written(&absent),
+            "OPTIONS sip:a SIP/2.0\r\nTo: t\r\nMax-Forwards: 69\r\n\r\n"
+        );
+        let mut zero = parse("OPTIONS sip:a SIP/2.0\r\nMax-Forwards: 0\r\n\r\n").unwrap();
+        assert_eq!(zero.decrement_max_forwards(), None);
+        assert!(!zero.is_modified());
+        let mut one = parse("OPTIONS sip:a SIP/2.0\r\nMax-Forwards:  1 \r\n\r\n").unwrap();
+        assert_eq!(one.decrement_max_forwards(), Some(0));
+        assert_eq!(one.decrement_max_forwards(), None);
+    }
+
+    #[test]
+    fn set_add_remove_header() {
+        let text = "OPTIONS sip:a SIP/2.0\r\nX-A: 1\r\nTo: t\r\nx-a: 2\r\nFrom: f\r\n\r\n";
+        let mut msg = parse(text).unwrap();
+        msg.set_header(H::Other("X-A"), "new");
+        assert_eq!(
+            written(&msg),
+            "OPTIONS sip:a SIP/2.0\r\nX-A: new\r\nTo: t\r\nFrom: f\r\n\r\n"
+        );
+        msg.add_header(H::Supported, "path");
+        msg.set_header(H::Expires, "60");
+        assert_eq!(msg.remove_header(&H::To), 1);
+        assert_eq!(msg.remove_header(&H::To), 0);
+        assert_eq!(
+            written(&msg),
+            "OPTIONS sip:a SIP/2.0\r\nX-A: new\r\nFrom: f\r\nSupported: path\r\nExpires: 60\r\n\r\n"
+        );
+        assert_eq!(msg.header(&H::Other("x-a")), Some("new"));
+        assert_eq!(msg.header(&H::Supported), Some("path"));
+    }
+
+    #[test]
+    fn set_body_fixes_content_length() {
+        let mut msg = parse("MESSAGE sip:a SIP/2.0\r\nl: 2\r\nTo: t\r\n\r\nhi").unwrap();
+        msg.set_body(Bytes::from_static(b"hello"));
+        assert_eq!(
+            written(&msg),
+            "MESSAGE sip:a SIP/2.0\r\nContent-Length: 5\r\nTo: t\r\n\r\nhello"
+        );
+        let again = Message::parse(msg.to_bytes(), &Limits::default()).unwrap();
+        assert_eq!(&again.body()[..], b"hello");
+    }
+
+    #[test]
+    fn edited_output_reparses_to_the_edits() {
+        let mut msg = parse(REGISTER).unwrap();
+        msg.push_via("SIP/2.0/UDP edge;branch=z9hG4bKe");
+        msg.prepend_header(H::Path, "<sip:tok@edge;lr;ob>");
+        msg.decrement_max_forwards();
+        let again = Message::parse(msg.to_bytes(), &Limits::default()).unwrap();
+        let a: Vec<(String, String)> = msg
+            .headers()
+            .map(|(n, v)| (n.to_string(), v.to_owned()))
+            .collect();
+        let b: Vec<(String, String)> = again
+            .headers()
+            .map(|(n, v)| (n.to_string(), v.to_owned()))
+            .collect();
+        assert_eq!(a, b);
+        assert_eq!(again.header(&H::MaxForwards), Some("69"));
+        assert_eq!(again.header(&H::Path), Some("<sip:tok@edge;lr;ob>"));
+    }
+
+    #[test]
+    fn separator_helper() {
+        assert_eq!(first_separator("a, b"), Some(1));
+        assert_eq!(first_separator("\"a,\\\"b\" <sip:x,y>, c"), Some(17));
+        assert_eq!(first_separator("\"unterminated, x"), None);
+        assert_eq!(first_separator("plain"), None);
+    }
+}
