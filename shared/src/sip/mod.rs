@@ -7,6 +7,7 @@
 //! [`writer`] copies every untouched byte as it came and writes only what changed.
 
 pub mod auth;
+pub mod builder;
 pub mod contact;
 pub mod cseq;
 pub mod error;
@@ -26,4 +27,7 @@ pub mod via;
 pub mod writer;
 
 pub use error::ParseError;
+pub use header_name::HeaderName;
 pub use limits::Limits;
+pub use message::Message;
+pub use method::Method;
