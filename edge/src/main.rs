@@ -12,7 +12,12 @@ use hasip_edge::config::EdgeConfig;
 #[command(name = "edge", version)]
 struct Args {
     /// The TOML configuration file.
-    #[arg(short, long, env = "HASIP_EDGE_CONFIG", default_value = "/etc/hasip/edge.toml")]
+    #[arg(
+        short,
+        long,
+        env = "HASIP_EDGE_CONFIG",
+        default_value = "/etc/hasip/edge.toml"
+    )]
     config: PathBuf,
     /// Load and check the configuration, then exit.
     #[arg(long)]
