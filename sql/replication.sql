@@ -22,7 +22,8 @@ CREATE USER IF NOT EXISTS 'hasip_repl'@'%' IDENTIFIED BY '${REPL_PASSWORD}';
 GRANT REPLICATION SLAVE ON *.* TO 'hasip_repl'@'%';
 
 -- dbsync: reads replication state (SLAVE MONITOR, BINLOG MONITOR), stops,
--- starts and skips on the replica (REPLICATION SLAVE ADMIN), and writes its
+-- starts and skips on the replica (REPLICATION SLAVE ADMIN; it skips by setting
+-- gtid_slave_pos, because sql_slave_skip_counter needs SUPER), and writes its
 -- repairs with sql_log_bin = 0 so they stay local (BINLOG ADMIN). Its data
 -- rights cover only the application database: heartbeat, repair log, and the
 -- reconciliation of location rows.

@@ -41,7 +41,10 @@ impl MariaDbPair {
             .prefix("hasip-mariadb-")
             .tempdir()
             .context("creating the pair's temporary directory")?;
-        let (a, b) = tokio::try_join!(
+        // join, not try_join: if one server fails, the other's start-up must
+        // still finish (and its server be dropped, so killed) before the
+        // directory is removed, or a half-done bootstrap outlives the pair.
+        let (a, b) = tokio::join!(
             MariaDbServer::create(
                 binaries.clone(),
                 dir.path().join("a"),
@@ -58,7 +61,8 @@ impl MariaDbPair {
                     server_id: 2
                 },
             ),
-        )?;
+        );
+        let (a, b) = (a?, b?);
         let pair = Self { a, b, dir };
         pair.set_up().await?;
         Ok(pair)

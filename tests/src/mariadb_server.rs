@@ -45,7 +45,9 @@ pub struct Binaries {
     /// The data dir initialiser, `mariadb-install-db`.
     pub install_db: PathBuf,
     /// util-linux `setpriv`, if present: it makes the kernel SIGKILL the server
-    /// when the test process dies, so not even a killed test leaves one behind.
+    /// when its parent dies, so not even a killed test leaves one behind. The
+    /// parent is the *thread* that started it: start and restart servers from
+    /// the test's runtime, never from a short-lived thread (`spawn_blocking`).
     pub setpriv: Option<PathBuf>,
 }
 
@@ -53,6 +55,15 @@ impl Binaries {
     /// Finds the programs on PATH or in /usr/sbin, /usr/bin; fails, saying how to
     /// install them, when MariaDB is missing (never a silent pass).
     pub fn find() -> anyhow::Result<Self> {
+        let mut dirs = std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+            .unwrap_or_default();
+        dirs.extend([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin")]);
+        Self::find_in(&dirs)
+    }
+
+    /// [`Self::find`] over an explicit list of directories.
+    pub fn find_in(dirs: &[PathBuf]) -> anyhow::Result<Self> {
         let missing = |name: &str| {
             anyhow!(
                 "`{name}` not found on PATH or in /usr/sbin, /usr/bin: the MariaDB tests need \
@@ -61,21 +72,16 @@ impl Binaries {
             )
         };
         Ok(Self {
-            mariadbd: find_program("mariadbd").ok_or_else(|| missing("mariadbd"))?,
-            install_db: find_program("mariadb-install-db")
+            mariadbd: find_program(dirs, "mariadbd").ok_or_else(|| missing("mariadbd"))?,
+            install_db: find_program(dirs, "mariadb-install-db")
                 .ok_or_else(|| missing("mariadb-install-db"))?,
-            setpriv: find_program("setpriv"),
+            setpriv: find_program(dirs, "setpriv"),
         })
     }
 }
 
-fn find_program(name: &str) -> Option<PathBuf> {
-    let path_dirs = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .unwrap_or_default();
-    path_dirs
-        .into_iter()
-        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin")])
+fn find_program(dirs: &[PathBuf], name: &str) -> Option<PathBuf> {
+    dirs.iter()
         .map(|dir| dir.join(name))
         .find(|candidate| candidate.is_file())
 }
@@ -114,7 +120,6 @@ impl MariaDbServer {
         dir: PathBuf,
         role: ServerRole,
     ) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let mut server = Self {
             role,
             binaries,
@@ -122,6 +127,8 @@ impl MariaDbServer {
             port: 0,
             child: None,
         };
+        let tmp = server.tmp_dir();
+        std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
         server.install_db().await?;
         const PORT_ATTEMPTS: usize = 8;
         for _ in 0..PORT_ATTEMPTS {
@@ -396,6 +403,10 @@ impl MariaDbServer {
         self.dir.join("data")
     }
 
+    fn tmp_dir(&self) -> PathBuf {
+        self.dir.join("tmp")
+    }
+
     /// Options shared by `mariadb-install-db` and `mariadbd`: the small InnoDB
     /// sizes must match, or the server resizes the redo log on every start.
     fn common_args(&self) -> Vec<String> {
@@ -404,6 +415,9 @@ impl MariaDbServer {
             // are read.
             "--no-defaults".to_owned(),
             format!("--datadir={}", self.data_dir().display()),
+            // Private: parallel bootstraps sharing /tmp trip over each other's
+            // temporary tables.
+            format!("--tmpdir={}", self.tmp_dir().display()),
             "--innodb-buffer-pool-size=16M".to_owned(),
             "--innodb-log-file-size=4M".to_owned(),
             "--innodb-log-buffer-size=2M".to_owned(),
@@ -430,7 +444,8 @@ impl MariaDbServer {
             .stdin(Stdio::null())
             .stdout(log_file.try_clone()?)
             .stderr(log_file)
-            .kill_on_drop(true)
+            // No kill_on_drop: killing the script would orphan the bootstrap
+            // server it runs; a dropped install simply finishes on its own.
             .status()
             .await
             .with_context(|| format!("running {}", self.binaries.install_db.display()))?;
@@ -454,7 +469,6 @@ impl MariaDbServer {
             format!("--log-error={}", self.log_path().display()),
             format!("--socket={}", dir.join("mariadbd.sock").display()),
             format!("--pid-file={}", dir.join("mariadbd.pid").display()),
-            format!("--tmpdir={}", dir.display()),
             format!("--port={}", self.port),
             "--bind-address=127.0.0.1".to_owned(),
             "--skip-name-resolve".to_owned(),
@@ -627,4 +641,70 @@ fn log_tail(path: &Path, lines: usize) -> String {
         let _ = write!(out, "\n{line}");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_binaries_say_how_to_install() {
+        let empty = tempfile::tempdir().ok();
+        let dirs: Vec<PathBuf> = empty.iter().map(|d| d.path().to_owned()).collect();
+        let err = Binaries::find_in(&dirs).err().map(|e| e.to_string());
+        let err = err.unwrap_or_default();
+        assert!(err.contains("`mariadbd` not found"), "{err}");
+        assert!(err.contains("apt-get install mariadb-server"), "{err}");
+    }
+
+    #[test]
+    fn log_tail_keeps_the_last_lines() {
+        let dir = tempfile::tempdir().ok();
+        let path = dir
+            .as_ref()
+            .map(|d| d.path().join("log"))
+            .unwrap_or_default();
+        let text: String = (1..=50).map(|n| format!("line {n}\n")).collect();
+        assert!(std::fs::write(&path, text).is_ok());
+        let tail = log_tail(&path, 3);
+        assert!(tail.ends_with("\nline 48\nline 49\nline 50"), "{tail}");
+        assert!(!tail.contains("line 47"), "{tail}");
+    }
+
+    #[test]
+    fn server_args_carry_the_pair_settings() {
+        let server = MariaDbServer {
+            role: ServerRole {
+                name: "B",
+                server_id: 2,
+            },
+            binaries: Binaries {
+                mariadbd: PathBuf::from("mariadbd"),
+                install_db: PathBuf::from("mariadb-install-db"),
+                setpriv: None,
+            },
+            dir: PathBuf::from("/tmp/x/b"),
+            port: 4242,
+            child: None,
+        };
+        let args = server.server_args();
+        assert_eq!(args.first().map(String::as_str), Some("--no-defaults"));
+        for expected in [
+            "--port=4242",
+            "--bind-address=127.0.0.1",
+            "--server-id=2",
+            "--gtid-domain-id=2",
+            "--auto-increment-offset=2",
+            "--auto-increment-increment=2",
+            "--sync-binlog=1",
+            "--innodb-flush-log-at-trx-commit=1",
+            "--binlog-format=ROW",
+            "--socket=/tmp/x/b/mariadbd.sock",
+        ] {
+            assert!(
+                args.iter().any(|a| a == expected),
+                "{expected} missing: {args:?}"
+            );
+        }
+    }
 }

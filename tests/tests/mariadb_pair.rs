@@ -236,3 +236,90 @@ async fn replication_resumes_after_a_crash_and_a_clean_restart() -> anyhow::Resu
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_have_the_privileges_they_need_and_no_more() -> anyhow::Result<()> {
+    let pair = MariaDbPair::start().await?;
+
+    // dbsync: read replication state, write locally without binlogging,
+    // stop / skip / start the replica; but no DDL and no user management.
+    let mut dbsync = pair.b.connect_with(pair.b.dbsync_opts()).await?;
+    let slave: Vec<Row> = dbsync
+        .query("SHOW SLAVE STATUS")
+        .await
+        .context("SHOW SLAVE STATUS")?;
+    assert_eq!(slave.len(), 1);
+    let master: Vec<Row> = dbsync
+        .query("SHOW MASTER STATUS")
+        .await
+        .context("SHOW MASTER STATUS")?;
+    assert_eq!(master.len(), 1);
+    dbsync
+        .query_drop("SET SESSION sql_log_bin = 0")
+        .await
+        .context("SET SESSION sql_log_bin = 0")?;
+    dbsync
+        .exec_drop(
+            "INSERT INTO dbsync_heartbeat (server_id, ts) VALUES (?, NOW(6)) \
+             ON DUPLICATE KEY UPDATE ts = VALUES(ts)",
+            (2u32,),
+        )
+        .await?;
+    dbsync
+        .query_drop("STOP SLAVE")
+        .await
+        .context("STOP SLAVE")?;
+    // Skipping a broken event goes through the GTID position.
+    dbsync
+        .query_drop("SET GLOBAL gtid_slave_pos = @@GLOBAL.gtid_slave_pos")
+        .await
+        .context("SET GLOBAL gtid_slave_pos")?;
+    dbsync
+        .query_drop("START SLAVE")
+        .await
+        .context("START SLAVE")?;
+    assert!(dbsync.query_drop("DROP TABLE location").await.is_err());
+    assert!(dbsync
+        .query_drop("CREATE USER 'intruder'@'%' IDENTIFIED BY 'x'")
+        .await
+        .is_err());
+    dbsync.disconnect().await?;
+    pair.wait_replicated().await?;
+    // Written with sql_log_bin = 0: it stayed on B.
+    let on_a: u64 = pair
+        .a
+        .query_value("SELECT COUNT(*) FROM dbsync_heartbeat", ())
+        .await?;
+    let on_b: u64 = pair
+        .b
+        .query_value("SELECT COUNT(*) FROM dbsync_heartbeat", ())
+        .await?;
+    assert_eq!((on_a, on_b), (0, 1));
+
+    // The registrar: rows of its database and GET_LOCK; no replication control.
+    let mut app = pair.a.connect_with(pair.a.app_opts()).await?;
+    app.exec_drop(
+        "INSERT INTO subscriber (username, domain, password) VALUES (?, ?, ?)",
+        ("alice", "example.com", "secret"),
+    )
+    .await?;
+    app.exec_drop(
+        "UPDATE subscriber SET ha1 = ? WHERE username = ?",
+        ("0123", "alice"),
+    )
+    .await?;
+    let locked: Option<i64> = app
+        .query_first("SELECT GET_LOCK('hasip_cleanup', 0)")
+        .await?;
+    assert_eq!(locked, Some(1));
+    assert!(app.query_drop("STOP SLAVE").await.is_err());
+    assert!(app.query_drop("SET SESSION sql_log_bin = 0").await.is_err());
+    app.disconnect().await?;
+    pair.wait_replicated().await?;
+    let ha1: String = pair
+        .b
+        .query_value("SELECT ha1 FROM subscriber WHERE username = ?", ("alice",))
+        .await?;
+    assert_eq!(ha1, "0123");
+    Ok(())
+}
