@@ -12,5 +12,6 @@
 pub mod binding;
 pub mod cleanup;
 pub mod error;
+pub mod proxy;
 pub mod register;
 pub mod store;
