@@ -2,7 +2,6 @@
 //! stop, SIGKILL, restart on the same data dir and port, and query helpers.
 
 use std::fmt::Write as _;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
@@ -11,6 +10,8 @@ use anyhow::{anyhow, bail, Context};
 use mysql_async::prelude::{FromValue, Queryable};
 use mysql_async::{Conn, Opts, OptsBuilder, Params, Row};
 use tokio::time::{sleep, timeout, Instant};
+
+use crate::mariadb_template::{init_data_dir, shared_args};
 
 /// Database the schema lives in.
 pub const APP_DATABASE: &str = "hasip";
@@ -113,7 +114,8 @@ pub struct MariaDbServer {
 }
 
 impl MariaDbServer {
-    /// Initialises a data dir under `dir`, picks a free port and starts the
+    /// Initialises a data dir under `dir` (a copy of the cached template, see
+    /// [`crate::mariadb_template`]), picks a free port and starts the
     /// server, retrying with another port if one is taken meanwhile.
     pub async fn create(
         binaries: Binaries,
@@ -129,7 +131,7 @@ impl MariaDbServer {
         };
         let tmp = server.tmp_dir();
         std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        server.install_db().await?;
+        init_data_dir(&server.binaries, &server.data_dir()).await?;
         const PORT_ATTEMPTS: usize = 8;
         for _ in 0..PORT_ATTEMPTS {
             server.port = free_port()?;
@@ -407,56 +409,17 @@ impl MariaDbServer {
         self.dir.join("tmp")
     }
 
-    /// Options shared by `mariadb-install-db` and `mariadbd`: the small InnoDB
-    /// sizes must match, or the server resizes the redo log on every start.
+    /// Options of `mariadbd` that do not depend on the role.
     fn common_args(&self) -> Vec<String> {
         let mut args = vec![
             // First, or my.cnf files (and the default instance's port and socket)
             // are read.
             "--no-defaults".to_owned(),
             format!("--datadir={}", self.data_dir().display()),
-            // Private: parallel bootstraps sharing /tmp trip over each other's
-            // temporary tables.
             format!("--tmpdir={}", self.tmp_dir().display()),
-            "--innodb-buffer-pool-size=16M".to_owned(),
-            "--innodb-log-file-size=4M".to_owned(),
-            "--innodb-log-buffer-size=2M".to_owned(),
-            // Native AIO contexts are a machine-wide limit that parallel pairs
-            // could exhaust.
-            "--innodb-use-native-aio=0".to_owned(),
         ];
-        if running_as_root() {
-            args.push("--user=root".to_owned());
-        }
+        args.extend(shared_args());
         args
-    }
-
-    async fn install_db(&self) -> anyhow::Result<()> {
-        let log = self.dir.join("install-db.log");
-        let log_file = std::fs::File::create(&log)?;
-        let status = tokio::process::Command::new(&self.binaries.install_db)
-            .args(self.common_args())
-            .args([
-                "--auth-root-authentication-method=normal",
-                "--skip-test-db",
-                "--skip-name-resolve",
-            ])
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone()?)
-            .stderr(log_file)
-            // No kill_on_drop: killing the script would orphan the bootstrap
-            // server it runs; a dropped install simply finishes on its own.
-            .status()
-            .await
-            .with_context(|| format!("running {}", self.binaries.install_db.display()))?;
-        if !status.success() {
-            bail!(
-                "MariaDB {}: mariadb-install-db failed ({status})\n{}",
-                self.role.name,
-                log_tail(&log, LOG_TAIL_LINES)
-            );
-        }
-        Ok(())
     }
 
     fn server_args(&self) -> Vec<String> {
@@ -623,17 +586,13 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
-fn running_as_root() -> bool {
-    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
-}
-
 fn read_from(path: &Path, offset: u64) -> String {
     let text = std::fs::read(path).unwrap_or_default();
     let start = usize::try_from(offset).unwrap_or(0).min(text.len());
     String::from_utf8_lossy(text.get(start..).unwrap_or_default()).into_owned()
 }
 
-fn log_tail(path: &Path, lines: usize) -> String {
+pub(crate) fn log_tail(path: &Path, lines: usize) -> String {
     let text = read_from(path, 0);
     let all: Vec<&str> = text.lines().collect();
     let mut out = format!("--- last lines of {} ---", path.display());
