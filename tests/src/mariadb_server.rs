@@ -405,6 +405,10 @@ impl MariaDbServer {
         self.dir.join("data")
     }
 
+    fn socket_path(&self) -> PathBuf {
+        self.dir.join("mariadbd.sock")
+    }
+
     fn tmp_dir(&self) -> PathBuf {
         self.dir.join("tmp")
     }
@@ -430,7 +434,7 @@ impl MariaDbServer {
             // Before the log paths: it sets their defaults.
             "--log-basename=mariadb".to_owned(),
             format!("--log-error={}", self.log_path().display()),
-            format!("--socket={}", dir.join("mariadbd.sock").display()),
+            format!("--socket={}", self.socket_path().display()),
             format!("--pid-file={}", dir.join("mariadbd.pid").display()),
             format!("--port={}", self.port),
             "--bind-address=127.0.0.1".to_owned(),
@@ -503,9 +507,13 @@ impl MariaDbServer {
                 );
             }
             if let Ok(Ok(mut conn)) = timeout(CONNECT_TIMEOUT, Conn::new(self.root_opts())).await {
-                let ok = conn.query_drop("SELECT 1").await.is_ok();
+                // The port may belong to another test's server that bound it
+                // first (ours then exits with "Address already in use"), so
+                // check who answered.
+                let socket: Option<String> =
+                    conn.query_first("SELECT @@socket").await.ok().flatten();
                 conn.disconnect().await.ok();
-                if ok {
+                if socket.as_deref() == Some(self.socket_path().to_string_lossy().as_ref()) {
                     return Ok(Launch::Ready);
                 }
             }
