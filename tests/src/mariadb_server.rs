@@ -298,6 +298,47 @@ impl MariaDbServer {
         Ok(result)
     }
 
+    /// Like [`Self::exec`], but with `sql_log_bin = 0`: the change stays on
+    /// this server. This is how tests make the two servers diverge (and how
+    /// dbsync writes its repairs).
+    pub async fn exec_unlogged(
+        &self,
+        sql: &str,
+        params: impl Into<Params> + Send,
+    ) -> anyhow::Result<(u64, Option<u64>)> {
+        let mut conn = self.conn().await?;
+        conn.query_drop("SET SESSION sql_log_bin = 0").await?;
+        conn.exec_drop(sql, params)
+            .await
+            .with_context(|| format!("MariaDB {} (unlogged): {sql}", self.role.name))?;
+        let result = (conn.affected_rows(), conn.last_insert_id());
+        conn.disconnect().await.ok();
+        Ok(result)
+    }
+
+    /// Polls [`Self::slave_status`] until `done` holds, for at most `limit`;
+    /// returns the status that satisfied it.
+    pub async fn wait_slave_status(
+        &self,
+        done: impl Fn(&SlaveStatus) -> bool,
+        limit: Duration,
+    ) -> anyhow::Result<SlaveStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let status = self.slave_status().await?;
+            if done(&status) {
+                return Ok(status);
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "MariaDB {}: replica state not reached within {limit:?}: {status:?}",
+                    self.role.name
+                );
+            }
+            sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// The replica state (`SHOW SLAVE STATUS`) of this server.
     pub async fn slave_status(&self) -> anyhow::Result<SlaveStatus> {
         let mut conn = self.root_conn().await?;
