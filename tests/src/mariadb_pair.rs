@@ -20,6 +20,23 @@ pub const REPLICATION_TIMEOUT: Duration = Duration::from_secs(30);
 /// (2, 2, even ids), each a replica of the other, with the schema applied in
 /// database `hasip`. Dropping the pair kills both servers and removes their
 /// files.
+///
+/// ```no_run
+/// # async fn demo() -> anyhow::Result<()> {
+/// let pair = hasip_tests::MariaDbPair::start().await?;
+/// pair.a
+///     .exec(
+///         "INSERT INTO subscriber (username, domain) VALUES (?, ?)",
+///         ("alice", "example.com"),
+///     )
+///     .await?;
+/// pair.wait_replicated().await?;
+/// let on_b: u64 = pair.b.query_value("SELECT COUNT(*) FROM subscriber", ()).await?;
+/// assert_eq!(on_b, 1);
+/// // Give the binary under test `pair.a.app_url()` / `pair.b.app_url()`.
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct MariaDbPair {
     /// Server A (server_id 1), where the schema was applied.
