@@ -1,0 +1,163 @@
+//! The home proxy over real sockets against the MariaDB pair, with sipp as caller and
+//! as registered phones: forking, CANCEL, Timer C, 404/480, MESSAGE, and the Route set
+//! the first Path hop receives. One pair serves every step; each step has its own user.
+
+mod proxy_support;
+
+use anyhow::Context;
+use hasip_tests::MariaDbPair;
+use proxy_support::{
+    add_subscriber, free_ports, proxy_config, register, require_sipp, store, Reg, Registrar, Sipp,
+};
+use tempfile::TempDir;
+
+struct Ctx {
+    store: hasip_registrar::store::Store,
+    registrar: Registrar,
+    logs: TempDir,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_through_the_home_proxy() -> anyhow::Result<()> {
+    require_sipp()?;
+    let pair = MariaDbPair::start().await?;
+    let store = store(&pair, true)?;
+    let registrar = Registrar::start(store.clone(), &proxy_config()).await?;
+    let ctx = Ctx {
+        store,
+        registrar,
+        logs: tempfile::tempdir()?,
+    };
+    add_subscriber(&pair, "frank", "f-secret").await?;
+
+    two_bindings_ring_both_one_answers_the_other_is_cancelled(&ctx)
+        .await
+        .context("two bindings ring both")?;
+    caller_cancel_reaches_the_ringing_phone(&ctx)
+        .await
+        .context("caller CANCEL")?;
+    unanswered_call_ends_in_408(&ctx)
+        .await
+        .context("no answer, Timer C")?;
+    unknown_user_gets_404_and_known_user_without_binding_480(&ctx)
+        .await
+        .context("404 and 480")?;
+    message_is_delivered(&ctx).await.context("MESSAGE")?;
+    first_path_hop_gets_the_route_set(&ctx)
+        .await
+        .context("Route set at the first Path hop")?;
+    Ok(())
+}
+
+async fn two_bindings_ring_both_one_answers_the_other_is_cancelled(ctx: &Ctx) -> anyhow::Result<()> {
+    let ports = free_ports(2)?;
+    let (p1, p2) = (ports[0], ports[1]);
+    let answer = Sipp::phone("bob-answers", &ctx.logs, "phone_answer.xml", p1).await?;
+    let ring = Sipp::phone("bob-rings", &ctx.logs, "phone_ring_cancelled.xml", p2).await?;
+    for (port, call_id) in [(p1, "bob-phone-1"), (p2, "bob-phone-2")] {
+        register(
+            &ctx.store,
+            Reg {
+                user: "bob",
+                contact: format!("sip:bob@127.0.0.1:{port}"),
+                path: None,
+                q: None,
+                call_id,
+            },
+        )
+        .await?;
+    }
+    let caller = Sipp::caller("bob-caller", &ctx.logs, "caller_answered.xml", ctx.registrar.addr, "bob", &[])?;
+    caller.success().await?;
+    answer.success().await?;
+    ring.success().await
+}
+
+async fn caller_cancel_reaches_the_ringing_phone(ctx: &Ctx) -> anyhow::Result<()> {
+    let port = free_ports(1)?[0];
+    let phone = Sipp::phone("dave-rings", &ctx.logs, "phone_ring_cancelled.xml", port).await?;
+    register(
+        &ctx.store,
+        Reg {
+            user: "dave",
+            contact: format!("sip:dave@127.0.0.1:{port}"),
+            path: None,
+            q: None,
+            call_id: "dave-phone",
+        },
+    )
+    .await?;
+    let caller = Sipp::caller("dave-caller", &ctx.logs, "caller_cancel.xml", ctx.registrar.addr, "dave", &[])?;
+    caller.success().await?;
+    phone.success().await
+}
+
+async fn unanswered_call_ends_in_408(ctx: &Ctx) -> anyhow::Result<()> {
+    // The phone rings until Timer C (3 s in these tests) cancels it.
+    let port = free_ports(1)?[0];
+    let phone = Sipp::phone("erin-rings", &ctx.logs, "phone_ring_cancelled.xml", port).await?;
+    register(
+        &ctx.store,
+        Reg {
+            user: "erin",
+            contact: format!("sip:erin@127.0.0.1:{port}"),
+            path: None,
+            q: None,
+            call_id: "erin-phone",
+        },
+    )
+    .await?;
+    let caller = Sipp::caller("erin-caller", &ctx.logs, "caller_408.xml", ctx.registrar.addr, "erin", &[])?;
+    caller.success().await?;
+    phone.success().await
+}
+
+async fn unknown_user_gets_404_and_known_user_without_binding_480(ctx: &Ctx) -> anyhow::Result<()> {
+    let addr = ctx.registrar.addr;
+    Sipp::caller("nobody-caller", &ctx.logs, "caller_404.xml", addr, "nobody", &[])?
+        .success()
+        .await?;
+    // frank is a subscriber with no binding.
+    Sipp::caller("frank-caller", &ctx.logs, "caller_480.xml", addr, "frank", &[])?
+        .success()
+        .await
+}
+
+async fn message_is_delivered(ctx: &Ctx) -> anyhow::Result<()> {
+    let port = free_ports(1)?[0];
+    let phone = Sipp::phone("gina-phone", &ctx.logs, "phone_message.xml", port).await?;
+    register(
+        &ctx.store,
+        Reg {
+            user: "gina",
+            contact: format!("sip:gina@127.0.0.1:{port}"),
+            path: None,
+            q: None,
+            call_id: "gina-phone",
+        },
+    )
+    .await?;
+    let caller = Sipp::caller("gina-caller", &ctx.logs, "caller_message.xml", ctx.registrar.addr, "gina", &[])?;
+    caller.success().await?;
+    phone.success().await
+}
+
+async fn first_path_hop_gets_the_route_set(ctx: &Ctx) -> anyhow::Result<()> {
+    // The phone's Contact is unreachable on purpose: only the Path leads to it.
+    let port = free_ports(1)?[0];
+    let hop = Sipp::phone("hank-edge", &ctx.logs, "hop_checks_route.xml", port).await?;
+    register(
+        &ctx.store,
+        Reg {
+            user: "hank",
+            contact: "sip:bob@192.0.2.44:5099;ob".into(),
+            path: Some(format!("<sip:tok1@127.0.0.1:{port};lr;ob>, <sip:127.0.0.1:9;lr>")),
+            q: None,
+            call_id: "hank-phone",
+        },
+    )
+    .await?;
+    let caller = Sipp::caller("hank-caller", &ctx.logs, "caller_message.xml", ctx.registrar.addr, "hank", &[])?;
+    caller.success().await?;
+    hop.success().await
+}
