@@ -538,3 +538,130 @@ async fn a_dropped_server_transaction_answers_500() {
     drop(txn);
     assert_eq!(raw_recv(&peer).await.status_code(), Some(500));
 }
+
+#[tokio::test]
+async fn a_proxied_request_with_a_pushed_via_matches_its_response() {
+    let (a, _a_in) = endpoint().await;
+    let peer = raw_udp().await;
+    let a_addr = addr_of(&a, Transport::Udp);
+    // As a proxy does: the upstream request, plus our own Via on top.
+    let mut req = request(
+        "MESSAGE",
+        Transport::Udp,
+        "192.0.2.1:5060".parse().expect("addr"),
+    );
+    let branch = new_branch();
+    req.push_via(&format!("SIP/2.0/UDP {a_addr};branch={branch}"));
+    let mut client = a
+        .send_request(
+            req,
+            Target::Addr {
+                transport: Transport::Udp,
+                addr: peer.local_addr().expect("addr"),
+            },
+        )
+        .await
+        .expect("sent");
+    let received = raw_recv(&peer).await;
+    assert_eq!(received.vias().count(), 2);
+    assert_eq!(
+        received.top_via().ok().and_then(|v| v.branch()),
+        Some(branch.as_str())
+    );
+    let response = response_to(&received, 503, "Service Unavailable", Some("p")).build();
+    peer.send_to(&response, a_addr).await.expect("send");
+    let event = next_event(&mut client).await;
+    assert!(matches!(event, ClientEvent::Final(_)));
+    assert_eq!(status(&event), Some(503));
+}
+
+#[tokio::test]
+async fn a_failed_first_send_is_an_error_and_leaves_no_transaction() {
+    let (a, _a_in) = endpoint().await;
+    // A port nobody listens on: bind, note it, close.
+    let closed = {
+        let listener = tokio::net::TcpListener::bind(localhost())
+            .await
+            .expect("bind");
+        listener.local_addr().expect("addr")
+    };
+    let req = request("OPTIONS", Transport::Tcp, addr_of(&a, Transport::Tcp));
+    let result = within(
+        "send",
+        a.send_request(
+            req,
+            Target::Addr {
+                transport: Transport::Tcp,
+                addr: closed,
+            },
+        ),
+    )
+    .await;
+    assert!(
+        matches!(result, Err(hasip::endpoint::SendError::Transport(_))),
+        "{result:?}"
+    );
+    assert_eq!(a.transaction_count(), (0, 0));
+}
+
+#[tokio::test]
+async fn ack_for_a_non_2xx_is_absorbed_by_the_transaction() {
+    let (b, mut b_in) = endpoint().await;
+    let b_addr = addr_of(&b, Transport::Udp);
+    let peer = raw_udp().await;
+    let peer_addr = peer.local_addr().expect("addr");
+    let branch = new_branch();
+    let invite_text = request_text("INVITE", "UDP", peer_addr, &branch);
+    peer.send_to(invite_text.as_bytes(), b_addr)
+        .await
+        .expect("send");
+    let (invite, txn) = next_request(&mut b_in).await;
+    respond(&txn, &invite, 486, "Busy Here").await;
+    let busy = raw_recv(&peer).await;
+    assert_eq!(busy.status_code(), Some(486));
+    let ack = hasip::sip::builder::ack_for(&invite, &busy);
+    peer.send_to(&ack, b_addr).await.expect("send");
+    let options = request_text("OPTIONS", "UDP", peer_addr, &new_branch());
+    peer.send_to(options.as_bytes(), b_addr)
+        .await
+        .expect("send");
+    // The ACK went to the transaction; the next thing up is the OPTIONS.
+    let (next, _txn) = next_request(&mut b_in).await;
+    assert_eq!(next.method(), Some(Method::Options));
+}
+
+#[tokio::test]
+async fn server_invite_retransmits_its_final_on_timer_g_until_timer_h() {
+    let (b, mut b_in) = endpoint().await;
+    let peer = raw_udp().await;
+    let text = request_text(
+        "INVITE",
+        "UDP",
+        peer.local_addr().expect("addr"),
+        &new_branch(),
+    );
+    peer.send_to(text.as_bytes(), addr_of(&b, Transport::Udp))
+        .await
+        .expect("send");
+    let (invite, txn) = next_request(&mut b_in).await;
+    // From here on nothing waits for the network, so the paused clock may run freely.
+    tokio::time::pause();
+    respond(&txn, &invite, 486, "Busy Here").await;
+    drop(txn);
+    let mut rounds = 0;
+    while b.transaction_count().0 > 0 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        rounds += 1;
+        assert!(rounds < 100, "the transaction never ended");
+    }
+    // Sent at 0, then G at 0.5, 1.5, 3.5, 7.5, 11.5, ... 31.5 s; H ends it at 32 s.
+    let mut count = 0;
+    let mut buf = vec![0u8; 65536];
+    while let Ok((n, _)) = peer.try_recv_from(&mut buf) {
+        let message = parse(Bytes::copy_from_slice(buf.get(..n).expect("length")));
+        if message.status_code() == Some(486) {
+            count += 1;
+        }
+    }
+    assert_eq!(count, 11);
+}

@@ -321,10 +321,6 @@ impl Task {
             self.final_sent = true;
             let _ = self.act(action, Some(response)).await;
         }
-        if !self.final_sent {
-            // The machine refused (already final, or a 2xx was sent): nothing to wait for.
-            tracing::debug!(key = ?self.key, "server transaction abandoned");
-        }
     }
 
     async fn fire_timers(&mut self) {
