@@ -665,3 +665,28 @@ async fn server_invite_retransmits_its_final_on_timer_g_until_timer_h() {
     }
     assert_eq!(count, 11);
 }
+
+#[tokio::test]
+async fn rfc_2543_ack_with_the_response_to_tag_is_absorbed() {
+    let (b, mut b_in) = endpoint().await;
+    let b_addr = addr_of(&b, Transport::Udp);
+    let peer = raw_udp().await;
+    let peer_addr = peer.local_addr().expect("addr");
+    // No magic cookie: the transaction is matched by the RFC 2543 rule.
+    let invite_text = request_text("INVITE", "UDP", peer_addr, "old2543");
+    peer.send_to(invite_text.as_bytes(), b_addr)
+        .await
+        .expect("send");
+    let (invite, txn) = next_request(&mut b_in).await;
+    respond(&txn, &invite, 603, "Decline").await;
+    let decline = raw_recv(&peer).await;
+    assert_eq!(decline.status_code(), Some(603));
+    let ack = hasip::sip::builder::ack_for(&invite, &decline);
+    peer.send_to(&ack, b_addr).await.expect("send");
+    let options = request_text("OPTIONS", "UDP", peer_addr, &new_branch());
+    peer.send_to(options.as_bytes(), b_addr)
+        .await
+        .expect("send");
+    let (next, _txn) = next_request(&mut b_in).await;
+    assert_eq!(next.method(), Some(Method::Options));
+}

@@ -217,6 +217,7 @@ async fn run(
         Ok(flow) => flow,
         Err(error) => {
             inner.remove_client(&key, id);
+            metrics::gauge!("hasip_endpoint_transactions", "side" => "client").decrement(1.0);
             let _ = started.send(Err(error));
             return;
         }
@@ -246,6 +247,7 @@ async fn run(
     };
     task.run(input).await;
     task.inner.remove_client(&key, id);
+    metrics::gauge!("hasip_endpoint_transactions", "side" => "client").decrement(1.0);
 }
 
 struct Task {

@@ -450,7 +450,16 @@ impl Inner {
                 input: input_tx.clone(),
             },
         );
+        metrics::gauge!("hasip_endpoint_transactions", "side" => "server").increment(1.0);
         server::start(Arc::clone(self), id, key, request, flow, input_tx, input_rx)
+    }
+
+    /// Routes a second key to a running server transaction (see
+    /// [`ServerKey::ack_key`]); an entry already there stays.
+    fn add_server_alias(&self, alias: ServerKey, id: u64, input: mpsc::Sender<server::Input>) {
+        lock(&self.servers)
+            .entry(alias)
+            .or_insert(Entry { id, input });
     }
 
     /// Removes a transaction's entry unless a newer one took its key.
@@ -499,6 +508,7 @@ impl Inner {
                 },
             );
         }
+        metrics::gauge!("hasip_endpoint_transactions", "side" => "client").increment(1.0);
         Ok(client::start(
             Arc::clone(self),
             id,

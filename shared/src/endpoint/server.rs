@@ -225,6 +225,8 @@ pub(super) fn start(
         inner,
         id,
         key,
+        alias: None,
+        input: input_tx.clone(),
         request,
         flow,
         machine,
@@ -245,6 +247,10 @@ struct Task {
     inner: Arc<Inner>,
     id: u64,
     key: ServerKey,
+    /// The RFC 2543 key the ACK will carry, registered once a final response went out.
+    alias: Option<ServerKey>,
+    /// Our own input queue, for registering the alias.
+    input: mpsc::Sender<Input>,
     request: Message,
     flow: Flow,
     machine: Machine,
@@ -272,6 +278,30 @@ impl Task {
             }
         }
         self.inner.remove_server(&self.key, self.id);
+        if let Some(alias) = &self.alias {
+            self.inner.remove_server(alias, self.id);
+        }
+        metrics::gauge!("hasip_endpoint_transactions", "side" => "server").decrement(1.0);
+    }
+
+    /// RFC 2543 peers put the final response's To tag in their ACK, which so has
+    /// another key than the INVITE (RFC 3261 section 17.2.3); route it here too.
+    fn register_ack_alias(&mut self, response: &Bytes) {
+        if self.alias.is_some() || !matches!(self.machine, Machine::Invite(_)) {
+            return;
+        }
+        let Ok(response) = Message::parse(response.clone(), &self.inner.config.limits) else {
+            return;
+        };
+        let Some(tag) = response.to_header().ok().and_then(|to| to.tag()) else {
+            return;
+        };
+        let Some(alias) = self.key.ack_key(tag).filter(|alias| *alias != self.key) else {
+            return;
+        };
+        self.inner
+            .add_server_alias(alias.clone(), self.id, self.input.clone());
+        self.alias = Some(alias);
     }
 
     async fn on_input(&mut self, input: Input) {
@@ -298,7 +328,10 @@ impl Task {
             } => {
                 let result = match self.machine.send_response(status, now) {
                     Some(action) => {
-                        self.final_sent |= status >= 200;
+                        if status >= 200 {
+                            self.final_sent = true;
+                            self.register_ack_alias(&bytes);
+                        }
                         self.act(action, Some(bytes)).await
                     }
                     None => Err(SendError::NotAllowed),
