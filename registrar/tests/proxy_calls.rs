@@ -49,7 +49,9 @@ async fn calls_through_the_home_proxy() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn two_bindings_ring_both_one_answers_the_other_is_cancelled(ctx: &Ctx) -> anyhow::Result<()> {
+async fn two_bindings_ring_both_one_answers_the_other_is_cancelled(
+    ctx: &Ctx,
+) -> anyhow::Result<()> {
     let ports = free_ports(2)?;
     let (p1, p2) = (ports[0], ports[1]);
     let answer = Sipp::phone("bob-answers", &ctx.logs, "phone_answer.xml", p1).await?;
@@ -67,7 +69,14 @@ async fn two_bindings_ring_both_one_answers_the_other_is_cancelled(ctx: &Ctx) ->
         )
         .await?;
     }
-    let caller = Sipp::caller("bob-caller", &ctx.logs, "caller_answered.xml", ctx.registrar.addr, "bob", &[])?;
+    let caller = Sipp::caller(
+        "bob-caller",
+        &ctx.logs,
+        "caller_answered.xml",
+        ctx.registrar.addr,
+        "bob",
+        &[],
+    )?;
     caller.success().await?;
     answer.success().await?;
     ring.success().await
@@ -87,7 +96,14 @@ async fn caller_cancel_reaches_the_ringing_phone(ctx: &Ctx) -> anyhow::Result<()
         },
     )
     .await?;
-    let caller = Sipp::caller("dave-caller", &ctx.logs, "caller_cancel.xml", ctx.registrar.addr, "dave", &[])?;
+    let caller = Sipp::caller(
+        "dave-caller",
+        &ctx.logs,
+        "caller_cancel.xml",
+        ctx.registrar.addr,
+        "dave",
+        &[],
+    )?;
     caller.success().await?;
     phone.success().await
 }
@@ -107,20 +123,41 @@ async fn unanswered_call_ends_in_408(ctx: &Ctx) -> anyhow::Result<()> {
         },
     )
     .await?;
-    let caller = Sipp::caller("erin-caller", &ctx.logs, "caller_408.xml", ctx.registrar.addr, "erin", &[])?;
+    let caller = Sipp::caller(
+        "erin-caller",
+        &ctx.logs,
+        "caller_408.xml",
+        ctx.registrar.addr,
+        "erin",
+        &[],
+    )?;
     caller.success().await?;
     phone.success().await
 }
 
 async fn unknown_user_gets_404_and_known_user_without_binding_480(ctx: &Ctx) -> anyhow::Result<()> {
     let addr = ctx.registrar.addr;
-    Sipp::caller("nobody-caller", &ctx.logs, "caller_404.xml", addr, "nobody", &[])?
-        .success()
-        .await?;
+    Sipp::caller(
+        "nobody-caller",
+        &ctx.logs,
+        "caller_404.xml",
+        addr,
+        "nobody",
+        &[],
+    )?
+    .success()
+    .await?;
     // frank is a subscriber with no binding.
-    Sipp::caller("frank-caller", &ctx.logs, "caller_480.xml", addr, "frank", &[])?
-        .success()
-        .await
+    Sipp::caller(
+        "frank-caller",
+        &ctx.logs,
+        "caller_480.xml",
+        addr,
+        "frank",
+        &[],
+    )?
+    .success()
+    .await
 }
 
 async fn message_is_delivered(ctx: &Ctx) -> anyhow::Result<()> {
@@ -137,7 +174,14 @@ async fn message_is_delivered(ctx: &Ctx) -> anyhow::Result<()> {
         },
     )
     .await?;
-    let caller = Sipp::caller("gina-caller", &ctx.logs, "caller_message.xml", ctx.registrar.addr, "gina", &[])?;
+    let caller = Sipp::caller(
+        "gina-caller",
+        &ctx.logs,
+        "caller_message.xml",
+        ctx.registrar.addr,
+        "gina",
+        &[],
+    )?;
     caller.success().await?;
     phone.success().await
 }
@@ -151,13 +195,22 @@ async fn first_path_hop_gets_the_route_set(ctx: &Ctx) -> anyhow::Result<()> {
         Reg {
             user: "hank",
             contact: "sip:bob@192.0.2.44:5099;ob".into(),
-            path: Some(format!("<sip:tok1@127.0.0.1:{port};lr;ob>, <sip:127.0.0.1:9;lr>")),
+            path: Some(format!(
+                "<sip:tok1@127.0.0.1:{port};lr;ob>, <sip:127.0.0.1:9;lr>"
+            )),
             q: None,
             call_id: "hank-phone",
         },
     )
     .await?;
-    let caller = Sipp::caller("hank-caller", &ctx.logs, "caller_message.xml", ctx.registrar.addr, "hank", &[])?;
+    let caller = Sipp::caller(
+        "hank-caller",
+        &ctx.logs,
+        "caller_message.xml",
+        ctx.registrar.addr,
+        "hank",
+        &[],
+    )?;
     caller.success().await?;
     hop.success().await
 }

@@ -5,7 +5,9 @@
 mod proxy_support;
 
 use hasip_tests::MariaDbPair;
-use proxy_support::{free_ports, proxy_config, register, require_sipp, store, Reg, Registrar, Sipp};
+use proxy_support::{
+    free_ports, proxy_config, register, require_sipp, store, Reg, Registrar, Sipp,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn call_through_b_reaches_phone_registered_through_a_with_a_stopped() -> anyhow::Result<()> {
@@ -36,7 +38,14 @@ async fn call_through_b_reaches_phone_registered_through_a_with_a_stopped() -> a
     drop(registrar_a);
     drop(store_a);
 
-    let caller = Sipp::caller("bob-caller", &logs, "caller_answered.xml", registrar_b.addr, "bob", &[])?;
+    let caller = Sipp::caller(
+        "bob-caller",
+        &logs,
+        "caller_answered.xml",
+        registrar_b.addr,
+        "bob",
+        &[],
+    )?;
     caller.success().await?;
     phone.success().await
 }

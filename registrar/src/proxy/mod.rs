@@ -15,7 +15,7 @@
 
 pub mod auth;
 pub mod fork;
-// pub mod relay;
+pub mod relay;
 pub mod route;
 
 use std::future::Future;
@@ -29,7 +29,7 @@ use crate::binding::{Aor, Binding};
 use crate::error::StoreError;
 use crate::store::{Store, Subscriber};
 
-// pub use relay::Proxy;
+pub use relay::Proxy;
 
 /// Where the proxy reads bindings and credentials: the store, or a stand-in in tests.
 pub trait Locations: Send + Sync + 'static {

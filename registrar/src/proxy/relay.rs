@@ -7,7 +7,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use hasip::endpoint::{ClientEvent, Endpoint, SendError, ServerTransaction, Target as SendTarget};
+use hasip::endpoint::{
+    ClientEvent, ClientTransaction, Endpoint, SendError, ServerTransaction, Target as SendTarget,
+};
 use hasip::nonce::NonceKey;
 use hasip::sip::builder::response_to;
 use hasip::sip::{HeaderName, Message, Method};
@@ -63,7 +65,7 @@ struct Shared<L> {
 
 /// What a branch task reports.
 enum BranchEvent {
-    Event(ClientEvent),
+    Event(Box<ClientEvent>),
     /// The client transaction ended; no more events.
     Ended,
 }
@@ -85,10 +87,18 @@ impl<L: Locations> Proxy<L> {
                 .iter()
                 .map(|spec| spec.addr)
                 .collect(),
-            names: config.aliases.iter().map(|n| n.to_ascii_lowercase()).collect(),
+            names: config
+                .aliases
+                .iter()
+                .map(|n| n.to_ascii_lowercase())
+                .collect(),
         };
         let route = RoutePolicy {
-            domains: config.domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
+            domains: config
+                .domains
+                .iter()
+                .map(|d| d.to_ascii_lowercase())
+                .collect(),
             refuse_code: config.refuse_code,
             own,
         };
@@ -172,7 +182,11 @@ impl<L: Locations> Proxy<L> {
         };
         let now = unix_now();
         let subscriber = if auth::credentials_username(request, &caller.domain).is_some() {
-            match s.locations.subscriber(&caller.username, &caller.domain).await {
+            match s
+                .locations
+                .subscriber(&caller.username, &caller.domain)
+                .await
+            {
                 Ok(sub) => sub,
                 Err(e) => {
                     let (code, reason, retry) = store_failure(&e);
@@ -190,7 +204,12 @@ impl<L: Locations> Proxy<L> {
                 false
             }
             Verdict::Challenge { stale } => {
-                let mut builder = response_to(request, 407, "Proxy Authentication Required", Some(&new_tag()));
+                let mut builder = response_to(
+                    request,
+                    407,
+                    "Proxy Authentication Required",
+                    Some(&new_tag()),
+                );
                 for challenge in auth::challenges(&caller.domain, stale, &s.auth, now) {
                     builder = builder.header(HeaderName::ProxyAuthenticate, &challenge);
                 }
@@ -202,9 +221,16 @@ impl<L: Locations> Proxy<L> {
 
     /// The target set of `aor`, or the error reply: 404 unknown user, 480 no live
     /// binding, 503 database down.
-    async fn targets(&self, aor: &Aor) -> Result<Vec<Vec<Destination>>, (u16, &'static str, Option<Duration>)> {
+    async fn targets(
+        &self,
+        aor: &Aor,
+    ) -> Result<Vec<Vec<Destination>>, (u16, &'static str, Option<Duration>)> {
         let s = &self.shared;
-        let bindings = s.locations.lookup(aor).await.map_err(|e| store_failure(&e))?;
+        let bindings = s
+            .locations
+            .lookup(aor)
+            .await
+            .map_err(|e| store_failure(&e))?;
         if bindings.is_empty() {
             let known = s
                 .locations
@@ -224,12 +250,16 @@ impl<L: Locations> Proxy<L> {
     }
 
     /// Forks the request over `groups` and relays responses until every branch ended.
-    async fn proxy(&self, mut request: Message, txn: ServerTransaction, pop: usize, groups: Vec<Vec<Destination>>) {
+    async fn proxy(
+        &self,
+        mut request: Message,
+        txn: ServerTransaction,
+        pop: usize,
+        groups: Vec<Vec<Destination>>,
+    ) {
         let s = &self.shared;
+        // The server transaction sends 100 Trying to an INVITE by itself.
         let invite = request.method() == Some(Method::Invite);
-        if invite {
-            respond(&txn, &request, 100, "Trying").await;
-        }
         for _ in 0..pop {
             request.pop_first_value(&HeaderName::Route);
         }
@@ -258,35 +288,12 @@ impl<L: Locations> Proxy<L> {
                     match action {
                         Action::Send { branch, target } => {
                             match self.send_branch(&original, &target, &loop_key).await {
-                                Ok(mut client) => {
-                                    let (cancel_tx, mut cancel_rx) = oneshot::channel();
-                                    cancels.insert(branch, cancel_tx);
+                                Ok(client) => {
+                                    cancels.insert(
+                                        branch,
+                                        spawn_branch(branch, client, events_tx.clone()),
+                                    );
                                     active += 1;
-                                    let tx = events_tx.clone();
-                                    tokio::spawn(async move {
-                                        let mut cancel_open = true;
-                                        loop {
-                                            let event = tokio::select! {
-                                                e = client.next() => e,
-                                                r = &mut cancel_rx, if cancel_open => {
-                                                    cancel_open = false;
-                                                    if r.is_ok() {
-                                                        client.cancel().await;
-                                                    }
-                                                    continue;
-                                                }
-                                            };
-                                            match event {
-                                                Some(e) => {
-                                                    if tx.send((branch, BranchEvent::Event(e))).await.is_err() {
-                                                        break;
-                                                    }
-                                                }
-                                                None => break,
-                                            }
-                                        }
-                                        let _ = tx.send((branch, BranchEvent::Ended)).await;
-                                    });
                                 }
                                 Err(e) => {
                                     tracing::info!(ruid = %target.ruid, error = %e, "branch not sent");
@@ -319,17 +326,16 @@ impl<L: Locations> Proxy<L> {
                     let Some((branch, event)) = event else { break };
                     match event {
                         BranchEvent::Ended => active = active.saturating_sub(1),
-                        BranchEvent::Event(ClientEvent::Provisional(m) | ClientEvent::Final(m)) => {
-                            let code = m.status_code().unwrap_or(0);
-                            pending = fork.response(branch, code, m, now());
-                        }
-                        BranchEvent::Event(ClientEvent::Timeout) => {
-                            pending = fork.failed(branch, Failure::Timeout, now());
-                        }
-                        BranchEvent::Event(ClientEvent::TransportError) => {
-                            pending = fork.failed(branch, Failure::Transport, now());
-                        }
-                        BranchEvent::Event(_) => {}
+                        BranchEvent::Event(event) => pending = match *event {
+                            ClientEvent::Provisional(m) | ClientEvent::Final(m) => {
+                                let code = m.status_code().unwrap_or(0);
+                                fork.response(branch, code, m, now())
+                            }
+                            ClientEvent::Timeout => fork.failed(branch, Failure::Timeout, now()),
+                            ClientEvent::TransportError => {
+                                fork.failed(branch, Failure::Transport, now())
+                            }
+                        },
                     }
                 }
                 () = &mut cancelled, if !caller_cancelled => {
@@ -349,7 +355,12 @@ impl<L: Locations> Proxy<L> {
     }
 
     /// Builds and sends one branch's request (RFC 3261 section 16.6).
-    async fn send_branch(&self, original: &Message, target: &Target, loop_key: &str) -> Result<hasip::endpoint::ClientTransaction, BranchError> {
+    async fn send_branch(
+        &self,
+        original: &Message,
+        target: &Target,
+        loop_key: &str,
+    ) -> Result<ClientTransaction, BranchError> {
         let s = &self.shared;
         let mut request = original.clone();
         if request.request_uri() != Some(target.request_uri.as_str()) {
@@ -383,7 +394,9 @@ impl<L: Locations> Proxy<L> {
         let bytes = response.to_bytes();
         match txn.respond(bytes.clone()).await {
             Ok(()) => {}
-            Err(SendError::NotAllowed | SendError::TransactionGone) if (200..300).contains(&code) => {
+            Err(SendError::NotAllowed | SendError::TransactionGone)
+                if (200..300).contains(&code) =>
+            {
                 if let Err(e) = self
                     .shared
                     .endpoint
@@ -479,6 +492,41 @@ impl<L: Locations> Proxy<L> {
     }
 }
 
+/// Runs a branch's client transaction in its own task: its events go to `events`
+/// (then `Ended`), and the returned sender cancels it.
+fn spawn_branch(
+    branch: BranchId,
+    mut client: ClientTransaction,
+    events: mpsc::Sender<(BranchId, BranchEvent)>,
+) -> oneshot::Sender<()> {
+    let (cancel_tx, mut cancel_rx) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let mut cancel_open = true;
+        loop {
+            let event = tokio::select! {
+                e = client.next() => e,
+                r = &mut cancel_rx, if cancel_open => {
+                    cancel_open = false;
+                    if r.is_ok() {
+                        client.cancel().await;
+                    }
+                    continue;
+                }
+            };
+            let Some(event) = event else { break };
+            if events
+                .send((branch, BranchEvent::Event(Box::new(event))))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        let _ = events.send((branch, BranchEvent::Ended)).await;
+    });
+    cancel_tx
+}
+
 /// Why a branch could not start.
 #[derive(Debug, thiserror::Error)]
 enum BranchError {
@@ -523,7 +571,13 @@ async fn respond(txn: &ServerTransaction, request: &Message, code: u16, reason: 
     respond_retry(txn, request, code, reason, None).await;
 }
 
-async fn respond_retry(txn: &ServerTransaction, request: &Message, code: u16, reason: &str, retry: Option<Duration>) {
+async fn respond_retry(
+    txn: &ServerTransaction,
+    request: &Message,
+    code: u16,
+    reason: &str,
+    retry: Option<Duration>,
+) {
     let tag = new_tag();
     let mut builder = response_to(request, code, reason, (code > 100).then_some(tag.as_str()));
     if let Some(retry) = retry {

@@ -354,7 +354,7 @@ pub fn target_of(binding: &Binding) -> Option<Target> {
 /// whose Contact or Path does not parse are left out.
 pub fn q_groups(bindings: &[Binding]) -> Vec<Vec<Destination>> {
     let mut sorted: Vec<&Binding> = bindings.iter().collect();
-    sorted.sort_by(|a, b| b.last_modified.cmp(&a.last_modified));
+    sorted.sort_by_key(|b| std::cmp::Reverse(b.last_modified));
     let mut destinations: Vec<(Option<&str>, Destination)> = Vec::new();
     for binding in sorted {
         let Some(target) = target_of(binding) else {
@@ -384,7 +384,7 @@ pub fn q_groups(bindings: &[Binding]) -> Vec<Vec<Destination>> {
     }
     let mut destinations: Vec<Destination> = destinations.into_iter().map(|(_, d)| d).collect();
     // Stable: equal q keeps the most recent first.
-    destinations.sort_by(|a, b| b.q.cmp(&a.q));
+    destinations.sort_by_key(|d| std::cmp::Reverse(d.q));
     let mut groups: Vec<Vec<Destination>> = Vec::new();
     for dest in destinations {
         match groups.last_mut() {

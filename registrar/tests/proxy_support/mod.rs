@@ -14,7 +14,9 @@ use hasip::endpoint::{Endpoint, EndpointConfig, Incoming};
 use hasip::transport::{ListenSpec, TransportOptions, Transports};
 use hasip_registrar::binding::Aor;
 use hasip_registrar::proxy::{Proxy, ProxyConfig};
-use hasip_registrar::register::{ContactSpec, ContactsSpec, ExpiresPolicy, Outcome, RegisterRequest};
+use hasip_registrar::register::{
+    ContactSpec, ContactsSpec, ExpiresPolicy, Outcome, RegisterRequest,
+};
 use hasip_registrar::store::{Store, StoreConfig};
 use hasip_tests::MariaDbPair;
 use tempfile::TempDir;
@@ -72,7 +74,7 @@ impl Registrar {
     /// Starts the proxy over `store`, dispatching what the endpoint hands up the way
     /// the registrar's SIP shell does for everything but REGISTER.
     pub async fn start(store: Store, config: &ProxyConfig) -> anyhow::Result<Registrar> {
-        let spec: ListenSpec = "udp:127.0.0.1:0".parse().context("listen spec")?;
+        let spec: ListenSpec = "udp:127.0.0.1:0".parse().map_err(anyhow::Error::msg)?;
         let (transports, inbound) = Transports::bind(&[spec], TransportOptions::default())
             .await
             .context("binding the registrar's socket")?;
@@ -163,7 +165,12 @@ pub async fn register(store: &Store, reg: Reg<'_>) -> anyhow::Result<()> {
 /// Adds a subscriber with its three HA1 columns.
 pub async fn add_subscriber(pair: &MariaDbPair, user: &str, password: &str) -> anyhow::Result<()> {
     let ha1 = digest::ha1(Algorithm::Md5, user, DOMAIN, password);
-    let ha1b = digest::ha1(Algorithm::Md5, &format!("{user}@{DOMAIN}"), DOMAIN, password);
+    let ha1b = digest::ha1(
+        Algorithm::Md5,
+        &format!("{user}@{DOMAIN}"),
+        DOMAIN,
+        password,
+    );
     let ha1_sha256 = digest::ha1(Algorithm::Sha256, user, DOMAIN, password);
     pair.a
         .exec(
@@ -186,10 +193,7 @@ pub fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
     let sockets = (0..n)
         .map(|_| UdpSocket::bind("127.0.0.1:0").context("probing for a free port"))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    sockets
-        .iter()
-        .map(|s| Ok(s.local_addr()?.port()))
-        .collect()
+    sockets.iter().map(|s| Ok(s.local_addr()?.port())).collect()
 }
 
 /// The scenario file `name` under registrar/tests/sipp.
@@ -233,7 +237,9 @@ impl Sipp {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true);
-        let child = cmd.spawn().context("sipp is missing: apt-get install sip-tester")?;
+        let child = cmd
+            .spawn()
+            .context("sipp is missing: apt-get install sip-tester")?;
         Ok(Sipp {
             name: name.to_owned(),
             child,
@@ -242,7 +248,12 @@ impl Sipp {
     }
 
     /// A phone (UAS) on `port` playing `scenario`; returns once its socket is bound.
-    pub async fn phone(name: &str, logs: &TempDir, scenario_name: &str, port: u16) -> anyhow::Result<Sipp> {
+    pub async fn phone(
+        name: &str,
+        logs: &TempDir,
+        scenario_name: &str,
+        port: u16,
+    ) -> anyhow::Result<Sipp> {
         let args = vec![
             "-sf".into(),
             scenario(scenario_name).display().to_string(),
@@ -297,7 +308,11 @@ impl Sipp {
             Ok(s) => s.context("waiting for sipp")?,
             Err(_) => {
                 self.child.kill().await.ok();
-                bail!("sipp {} did not finish in {SIPP_LIMIT:?}\n{}", self.name, self.logs());
+                bail!(
+                    "sipp {} did not finish in {SIPP_LIMIT:?}\n{}",
+                    self.name,
+                    self.logs()
+                );
             }
         };
         if !status.success() {
@@ -309,9 +324,14 @@ impl Sipp {
     /// The error and message logs, for a failure message.
     fn logs(&self) -> String {
         let read = |ext: &str| {
-            std::fs::read_to_string(self.logs.join(format!("{}.{ext}", self.name))).unwrap_or_default()
+            std::fs::read_to_string(self.logs.join(format!("{}.{ext}", self.name)))
+                .unwrap_or_default()
         };
-        format!("--- errors ---\n{}\n--- messages ---\n{}", read("err"), read("msg"))
+        format!(
+            "--- errors ---\n{}\n--- messages ---\n{}",
+            read("err"),
+            read("msg")
+        )
     }
 }
 
