@@ -36,7 +36,14 @@ async fn call_without_credentials_gets_407_then_goes_through_with_them() -> anyh
         "caller_auth.xml",
         registrar.addr,
         "bob",
-        &["-au", "alice", "-ap", "alice-secret", "-auth_uri", "bob@example.com"],
+        &[
+            "-au",
+            "alice",
+            "-ap",
+            "alice-secret",
+            "-auth_uri",
+            "bob@example.com",
+        ],
     )?;
     caller.success().await?;
     phone.success().await
@@ -56,7 +63,14 @@ async fn wrong_password_gets_403() -> anyhow::Result<()> {
         "caller_auth_forbidden.xml",
         registrar.addr,
         "bob",
-        &["-au", "alice", "-ap", "wrong", "-auth_uri", "bob@example.com"],
+        &[
+            "-au",
+            "alice",
+            "-ap",
+            "wrong",
+            "-auth_uri",
+            "bob@example.com",
+        ],
     )?;
     caller.success().await
 }

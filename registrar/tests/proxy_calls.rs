@@ -7,7 +7,8 @@ mod proxy_support;
 use anyhow::Context;
 use hasip_tests::MariaDbPair;
 use proxy_support::{
-    add_subscriber, free_ports, proxy_config, register, require_sipp, store, Reg, Registrar, Sipp,
+    add_subscriber, free_ports, proxy_config, register, register_flow, require_sipp, store, Reg,
+    Registrar, Sipp,
 };
 use tempfile::TempDir;
 
@@ -46,6 +47,12 @@ async fn calls_through_the_home_proxy() -> anyhow::Result<()> {
     first_path_hop_gets_the_route_set(&ctx)
         .await
         .context("Route set at the first Path hop")?;
+    failed_flow_falls_back_to_the_other_flow_of_the_instance(&ctx)
+        .await
+        .context("RFC 5626 alternate flow")?;
+    route_to_another_hop_is_loose_routed_and_foreign_domain_refused(&ctx)
+        .await
+        .context("loose routing and refusal")?;
     Ok(())
 }
 
@@ -213,4 +220,65 @@ async fn first_path_hop_gets_the_route_set(ctx: &Ctx) -> anyhow::Result<()> {
     )?;
     caller.success().await?;
     hop.success().await
+}
+
+async fn failed_flow_falls_back_to_the_other_flow_of_the_instance(ctx: &Ctx) -> anyhow::Result<()> {
+    let ports = free_ports(2)?;
+    let (dead, live) = (ports[0], ports[1]);
+    let dead_edge = Sipp::phone("ivan-dead-edge", &ctx.logs, "edge_flow_failed.xml", dead).await?;
+    let live_edge = Sipp::phone("ivan-live-edge", &ctx.logs, "phone_message.xml", live).await?;
+    // The flow through the dead edge is the most recent, so it is tried first.
+    for (port, reg_id, call_id) in [(live, 2, "ivan-flow-2"), (dead, 1, "ivan-flow-1")] {
+        register_flow(
+            &ctx.store,
+            Reg {
+                user: "ivan",
+                contact: "sip:ivan@192.0.2.50:5060;ob".into(),
+                path: Some(format!("<sip:flow{reg_id}@127.0.0.1:{port};lr;ob>")),
+                q: None,
+                call_id,
+            },
+            Some(("<urn:uuid:00000000-0000-0000-0000-00000000ivan>", reg_id)),
+        )
+        .await?;
+    }
+    let caller = Sipp::caller(
+        "ivan-caller",
+        &ctx.logs,
+        "caller_message.xml",
+        ctx.registrar.addr,
+        "ivan",
+        &[],
+    )?;
+    caller.success().await?;
+    dead_edge.success().await?;
+    live_edge.success().await
+}
+
+async fn route_to_another_hop_is_loose_routed_and_foreign_domain_refused(
+    ctx: &Ctx,
+) -> anyhow::Result<()> {
+    let hop_port = free_ports(1)?[0];
+    let hop = Sipp::phone("next-hop", &ctx.logs, "phone_message.xml", hop_port).await?;
+    let hop_port = hop_port.to_string();
+    let caller = Sipp::caller(
+        "loose-caller",
+        &ctx.logs,
+        "caller_loose_route.xml",
+        ctx.registrar.addr,
+        "judy",
+        &["-key", "hop_port", &hop_port],
+    )?;
+    caller.success().await?;
+    hop.success().await?;
+    Sipp::caller(
+        "relay-caller",
+        &ctx.logs,
+        "caller_message_403.xml",
+        ctx.registrar.addr,
+        "judy",
+        &[],
+    )?
+    .success()
+    .await
 }

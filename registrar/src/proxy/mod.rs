@@ -19,6 +19,7 @@ pub mod relay;
 pub mod route;
 
 use std::future::Future;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use hasip::digest::Algorithm;
@@ -78,6 +79,9 @@ pub struct ProxyConfig {
     pub timer_c_secs: u64,
     /// Host names that mean this registrar in a Route header.
     pub aliases: Vec<String>,
+    /// The address put in the Via of forwarded requests when the listeners are bound
+    /// to a wildcard address (0.0.0.0 or ::).
+    pub via_address: Option<IpAddr>,
 }
 
 impl Default for ProxyConfig {
@@ -91,6 +95,7 @@ impl Default for ProxyConfig {
             nonce_max_age_secs: 300,
             timer_c_secs: 180,
             aliases: Vec::new(),
+            via_address: None,
         }
     }
 }

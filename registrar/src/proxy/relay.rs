@@ -3,7 +3,7 @@
 //! transaction [`Endpoint`].
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -39,6 +39,10 @@ const ROUTED: &[Method] = &[
     Method::Publish,
 ];
 
+/// How long branches are still listened to after the caller got its final response:
+/// 64*T1, time for late 2xx to go up and for cancelled branches to end.
+const LINGER: Duration = Duration::from_secs(32);
+
 /// The longest a DNS lookup of a next hop may take.
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -61,6 +65,7 @@ struct Shared<L> {
     route: RoutePolicy,
     auth: AuthPolicy,
     timer_c: Duration,
+    via_address: Option<IpAddr>,
 }
 
 /// What a branch task reports.
@@ -80,13 +85,21 @@ impl<L: Locations> Proxy<L> {
         locations: L,
     ) -> Result<Self, ConfigError> {
         config.validate()?;
-        let own = OwnAddrs {
-            sockets: endpoint
-                .transports()
-                .local_addrs()
+        let mut sockets: Vec<SocketAddr> = endpoint
+            .transports()
+            .local_addrs()
+            .iter()
+            .map(|spec| spec.addr)
+            .collect();
+        if let Some(ip) = config.via_address {
+            let advertised: Vec<SocketAddr> = sockets
                 .iter()
-                .map(|spec| spec.addr)
-                .collect(),
+                .map(|s| SocketAddr::new(ip, s.port()))
+                .collect();
+            sockets.extend(advertised);
+        }
+        let own = OwnAddrs {
+            sockets,
             names: config
                 .aliases
                 .iter()
@@ -116,6 +129,7 @@ impl<L: Locations> Proxy<L> {
                 route,
                 auth,
                 timer_c: config.timer_c(),
+                via_address: config.via_address,
             }),
         })
     }
@@ -142,9 +156,12 @@ impl<L: Locations> Proxy<L> {
             }
             Decision::LooseRoute { .. } | Decision::Lookup { .. } => {}
         }
-        // Requests inside a dialog were authorised when it was set up.
+        // A loose-routed request inside a dialog was authorised when the dialog was set
+        // up; a request to a served user always needs its caller checked, or a made-up
+        // To tag would let anyone call as anyone.
         let in_dialog = request.to_header().is_ok_and(|to| to.tag().is_some());
-        if !in_dialog && !self.authenticated(&request, &flow, &txn).await {
+        let exempt = in_dialog && matches!(decision, Decision::LooseRoute { .. });
+        if !exempt && !self.authenticated(&request, &flow, &txn).await {
             return;
         }
         let (pop, groups) = match decision {
@@ -277,6 +294,7 @@ impl<L: Locations> Proxy<L> {
         let mut cancels: HashMap<BranchId, oneshot::Sender<()>> = HashMap::new();
         let mut active = 0usize;
         let mut caller_cancelled = false;
+        let mut linger: Option<Instant> = None;
         let cancelled = txn.cancelled();
         tokio::pin!(cancelled);
 
@@ -320,6 +338,9 @@ impl<L: Locations> Proxy<L> {
             if active == 0 {
                 break;
             }
+            if fork.final_sent() && linger.is_none() {
+                linger = Some(Instant::now() + LINGER);
+            }
             let deadline = fork.deadline().map(Instant::from_std);
             tokio::select! {
                 event = events.recv() => {
@@ -344,6 +365,10 @@ impl<L: Locations> Proxy<L> {
                 }
                 () = sleep_until(deadline), if deadline.is_some() => {
                     pending = fork.expire(now());
+                }
+                () = sleep_until(linger), if linger.is_some() => {
+                    // A branch that never answers its CANCEL must not keep this task.
+                    break;
                 }
             }
         }
@@ -380,7 +405,7 @@ impl<L: Locations> Proxy<L> {
         request.push_via(&format!(
             "SIP/2.0/{} {};branch={branch};rport",
             transport.via_token(),
-            sent_by(local)
+            sent_by(local, s.via_address)
         ));
         s.endpoint
             .send_request(request, SendTarget::Addr { transport, addr })
@@ -432,7 +457,7 @@ impl<L: Locations> Proxy<L> {
         ack.push_via(&format!(
             "SIP/2.0/{} {};branch={};rport",
             hop.transport.via_token(),
-            sent_by(local),
+            sent_by(local, s.via_address),
             hasip::endpoint::new_branch()
         ));
         let target = SendTarget::Addr {
@@ -614,8 +639,10 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-/// A Via sent-by for a local socket.
-fn sent_by(local: SocketAddr) -> String {
+/// A Via sent-by for a local socket, with the advertised address instead of its IP
+/// when one is configured.
+fn sent_by(local: SocketAddr, advertised: Option<IpAddr>) -> String {
+    let local = advertised.map_or(local, |ip| SocketAddr::new(ip, local.port()));
     match local {
         SocketAddr::V4(a) => a.to_string(),
         SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),

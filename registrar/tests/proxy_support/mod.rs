@@ -139,6 +139,21 @@ pub struct Reg<'a> {
 
 /// Writes a binding through the store, as a REGISTER would.
 pub async fn register(store: &Store, reg: Reg<'_>) -> anyhow::Result<()> {
+    register_flow(store, reg, None).await
+}
+
+/// Writes an RFC 5626 binding (`+sip.instance` and `reg-id`) through the store; the
+/// Path must end its first hop with `;ob`.
+pub async fn register_flow(
+    store: &Store,
+    reg: Reg<'_>,
+    flow: Option<(&str, u32)>,
+) -> anyhow::Result<()> {
+    let has_ob = reg
+        .path
+        .as_deref()
+        .and_then(|p| p.split('>').next())
+        .is_some_and(|first| first.contains(";ob"));
     let request = RegisterRequest {
         aor: Aor::new(reg.user, DOMAIN),
         call_id: reg.call_id.to_owned(),
@@ -148,13 +163,14 @@ pub async fn register(store: &Store, reg: Reg<'_>) -> anyhow::Result<()> {
             uri: reg.contact,
             expires_param: Some(600),
             q: reg.q,
-            ..ContactSpec::default()
+            instance: flow.map(|(instance, _)| instance.to_owned()),
+            reg_id: flow.map(|(_, reg_id)| reg_id),
         }]),
         path: reg.path,
         received: None,
         user_agent: "proxy-test".to_owned(),
         socket: None,
-        path_first_hop_has_ob: false,
+        path_first_hop_has_ob: has_ob,
     };
     match store.register(request, None).await.context("register")? {
         Outcome::Accept(_) => Ok(()),
