@@ -27,6 +27,7 @@ async fn call_without_credentials_gets_407_then_goes_through_with_them() -> anyh
             path: None,
             q: None,
             call_id: "bob-phone",
+            received: None,
         },
     )
     .await?;

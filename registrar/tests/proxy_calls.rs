@@ -53,6 +53,9 @@ async fn calls_through_the_home_proxy() -> anyhow::Result<()> {
     route_to_another_hop_is_loose_routed_and_foreign_domain_refused(&ctx)
         .await
         .context("loose routing and refusal")?;
+    binding_back_to_the_registrar_is_a_loop(&ctx)
+        .await
+        .context("loop detection")?;
     Ok(())
 }
 
@@ -72,6 +75,7 @@ async fn two_bindings_ring_both_one_answers_the_other_is_cancelled(
                 path: None,
                 q: None,
                 call_id,
+                received: None,
             },
         )
         .await?;
@@ -100,6 +104,7 @@ async fn caller_cancel_reaches_the_ringing_phone(ctx: &Ctx) -> anyhow::Result<()
             path: None,
             q: None,
             call_id: "dave-phone",
+            received: None,
         },
     )
     .await?;
@@ -127,6 +132,7 @@ async fn unanswered_call_ends_in_408(ctx: &Ctx) -> anyhow::Result<()> {
             path: None,
             q: None,
             call_id: "erin-phone",
+            received: None,
         },
     )
     .await?;
@@ -178,6 +184,7 @@ async fn message_is_delivered(ctx: &Ctx) -> anyhow::Result<()> {
             path: None,
             q: None,
             call_id: "gina-phone",
+            received: None,
         },
     )
     .await?;
@@ -207,6 +214,7 @@ async fn first_path_hop_gets_the_route_set(ctx: &Ctx) -> anyhow::Result<()> {
             )),
             q: None,
             call_id: "hank-phone",
+            received: None,
         },
     )
     .await?;
@@ -237,6 +245,7 @@ async fn failed_flow_falls_back_to_the_other_flow_of_the_instance(ctx: &Ctx) -> 
                 path: Some(format!("<sip:flow{reg_id}@127.0.0.1:{port};lr;ob>")),
                 q: None,
                 call_id,
+                received: None,
             },
             Some(("<urn:uuid:00000000-0000-0000-0000-00000000ivan>", reg_id)),
         )
@@ -277,6 +286,34 @@ async fn route_to_another_hop_is_loose_routed_and_foreign_domain_refused(
         "caller_message_403.xml",
         ctx.registrar.addr,
         "judy",
+        &[],
+    )?
+    .success()
+    .await
+}
+
+async fn binding_back_to_the_registrar_is_a_loop(ctx: &Ctx) -> anyhow::Result<()> {
+    // A broken binding whose source is the registrar itself: the INVITE comes back
+    // unchanged, the second pass sees its own Via with the same loop key and answers
+    // 482, which the first pass relays to the caller.
+    register(
+        &ctx.store,
+        Reg {
+            user: "kate",
+            contact: "sip:kate@example.com".into(),
+            path: None,
+            q: None,
+            call_id: "kate-phone",
+            received: Some(format!("sip:{}", ctx.registrar.addr)),
+        },
+    )
+    .await?;
+    Sipp::caller(
+        "kate-caller",
+        &ctx.logs,
+        "caller_482.xml",
+        ctx.registrar.addr,
+        "kate",
         &[],
     )?
     .success()

@@ -29,6 +29,7 @@ async fn call_through_b_reaches_phone_registered_through_a_with_a_stopped() -> a
             path: None,
             q: None,
             call_id: "bob-phone",
+            received: None,
         },
     )
     .await?;

@@ -135,6 +135,8 @@ pub struct Reg<'a> {
     pub q: Option<u16>,
     /// The REGISTER's Call-ID (one per phone).
     pub call_id: &'a str,
+    /// The source the REGISTER came from (`received`), for a phone without Path.
+    pub received: Option<String>,
 }
 
 /// Writes a binding through the store, as a REGISTER would.
@@ -167,7 +169,7 @@ pub async fn register_flow(
             reg_id: flow.map(|(_, reg_id)| reg_id),
         }]),
         path: reg.path,
-        received: None,
+        received: reg.received,
         user_agent: "proxy-test".to_owned(),
         socket: None,
         path_first_hop_has_ob: has_ob,
