@@ -662,3 +662,233 @@ async fn resolve(hop: &Hop) -> Option<SocketAddr> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The shell over loopback UDP with an in-memory [`Locations`]: raw sockets play
+    //! the caller and the phone.
+
+    use std::collections::HashMap;
+    use std::future::Future;
+
+    use bytes::Bytes;
+    use hasip::endpoint::{EndpointConfig, Incoming};
+    use hasip::sip::Limits;
+    use hasip::transport::{ListenSpec, TransportOptions, Transports};
+    use tokio::net::UdpSocket;
+
+    use super::*;
+    use crate::binding::{Binding, DbTime};
+    use crate::store::Subscriber;
+
+    const WAIT: Duration = Duration::from_secs(5);
+
+    /// Bindings and subscribers in memory; `down` makes every call fail as an
+    /// unreachable database does.
+    #[derive(Default)]
+    struct Memory {
+        bindings: HashMap<Aor, Vec<Binding>>,
+        subscribers: Vec<Aor>,
+        down: bool,
+    }
+
+    impl Locations for Memory {
+        fn lookup(
+            &self,
+            aor: &Aor,
+        ) -> impl Future<Output = Result<Vec<Binding>, StoreError>> + Send {
+            let result = if self.down {
+                Err(StoreError::Unavailable {
+                    retry_after: Duration::from_secs(7),
+                })
+            } else {
+                Ok(self.bindings.get(aor).cloned().unwrap_or_default())
+            };
+            std::future::ready(result)
+        }
+
+        fn subscriber(
+            &self,
+            username: &str,
+            domain: &str,
+        ) -> impl Future<Output = Result<Option<Subscriber>, StoreError>> + Send {
+            let found = self
+                .subscribers
+                .iter()
+                .any(|a| a.username == username && a.domain == domain);
+            std::future::ready(Ok(found.then(|| Subscriber {
+                username: username.to_owned(),
+                domain: domain.to_owned(),
+                ha1: String::new(),
+                ha1b: String::new(),
+                ha1_sha256: String::new(),
+            })))
+        }
+    }
+
+    fn binding(user: &str, contact: &str, path: Option<String>) -> Binding {
+        Binding {
+            ruid: format!("ruid-{contact}"),
+            aor: Aor::new(user, "example.com"),
+            contact: contact.to_owned(),
+            received: None,
+            path,
+            expires: DbTime::from_micros(i64::MAX),
+            q: 1000,
+            call_id: "reg".into(),
+            cseq: 1,
+            last_modified: DbTime::from_micros(1),
+            user_agent: String::new(),
+            socket: None,
+            instance: None,
+            reg_id: 0,
+        }
+    }
+
+    /// Starts a proxy over `memory` and returns its address.
+    async fn start(memory: Memory) -> SocketAddr {
+        let spec: ListenSpec = match "udp:127.0.0.1:0".parse() {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        };
+        let (transports, inbound) =
+            match Transports::bind(&[spec], TransportOptions::default()).await {
+                Ok(t) => t,
+                Err(e) => panic!("{e}"),
+            };
+        let addr = transports.local_addrs().first().map(|s| s.addr);
+        let (endpoint, mut incoming) =
+            Endpoint::start(transports, inbound, EndpointConfig::default());
+        let config = ProxyConfig {
+            domains: vec!["example.com".into()],
+            ..ProxyConfig::default()
+        };
+        let proxy = match Proxy::new(&config, b"secret", endpoint, memory) {
+            Ok(p) => p,
+            Err(e) => panic!("{e}"),
+        };
+        tokio::spawn(async move {
+            while let Some(event) = incoming.recv().await {
+                if let Incoming::Request { request, flow, txn } = event {
+                    let proxy = proxy.clone();
+                    tokio::spawn(async move { proxy.handle(request, flow, txn).await });
+                }
+            }
+        });
+        addr.unwrap_or_else(|| panic!("no address"))
+    }
+
+    async fn socket() -> UdpSocket {
+        match UdpSocket::bind("127.0.0.1:0").await {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn port(s: &UdpSocket) -> u16 {
+        s.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// The next message on `socket`, and where it came from.
+    async fn recv(socket: &UdpSocket) -> (Message, SocketAddr) {
+        let mut buf = vec![0u8; 65_535];
+        let (n, from) = match tokio::time::timeout(WAIT, socket.recv_from(&mut buf)).await {
+            Ok(Ok(got)) => got,
+            other => panic!("nothing received: {other:?}"),
+        };
+        buf.truncate(n);
+        match Message::parse(Bytes::from(buf), &Limits::default()) {
+            Ok(m) => (m, from),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    async fn send(socket: &UdpSocket, to: SocketAddr, text: &str) {
+        if let Err(e) = socket.send_to(text.as_bytes(), to).await {
+            panic!("{e}");
+        }
+    }
+
+    fn message(user: &str, caller: &UdpSocket) -> String {
+        format!(
+            "MESSAGE sip:{user}@example.com SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 127.0.0.1:{};branch=z9hG4bKcaller{user}\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:carol@carrier.example>;tag=c1\r\n\
+             To: <sip:{user}@example.com>\r\n\
+             Call-ID: relay-test-{user}\r\n\
+             CSeq: 1 MESSAGE\r\n\
+             Content-Length: 2\r\n\r\nhi",
+            port(caller)
+        )
+    }
+
+    #[tokio::test]
+    async fn message_follows_the_path_and_the_answer_comes_back() {
+        let hop = socket().await;
+        let path = format!("<sip:tok@127.0.0.1:{};lr;ob>", port(&hop));
+        let mut memory = Memory::default();
+        memory.bindings.insert(
+            Aor::new("bob", "example.com"),
+            vec![binding("bob", "sip:bob@192.0.2.9:5062", Some(path.clone()))],
+        );
+        let proxy = start(memory).await;
+        let caller = socket().await;
+        send(&caller, proxy, &message("bob", &caller)).await;
+
+        let (request, from) = recv(&hop).await;
+        assert_eq!(request.request_uri(), Some("sip:bob@192.0.2.9:5062"));
+        let routes: Vec<&str> = request.header_values(&HeaderName::Route).collect();
+        assert_eq!(routes, vec![path.as_str()]);
+        assert_eq!(request.max_forwards().ok().flatten(), Some(69));
+        assert_eq!(request.header(&HeaderName::RecordRoute), None);
+        assert_eq!(request.vias().count(), 2);
+
+        let ok = response_to(&request, 200, "OK", Some("phone")).build();
+        if let Err(e) = hop.send_to(&ok, from).await {
+            panic!("{e}");
+        }
+        let (response, _) = recv(&caller).await;
+        assert_eq!(response.status_code(), Some(200));
+        assert_eq!(response.vias().count(), 1);
+    }
+
+    #[tokio::test]
+    async fn unknown_unavailable_and_database_down() {
+        let mut memory = Memory::default();
+        memory.subscribers.push(Aor::new("frank", "example.com"));
+        let proxy = start(memory).await;
+        let caller = socket().await;
+        send(&caller, proxy, &message("nobody", &caller)).await;
+        assert_eq!(recv(&caller).await.0.status_code(), Some(404));
+        send(&caller, proxy, &message("frank", &caller)).await;
+        assert_eq!(recv(&caller).await.0.status_code(), Some(480));
+
+        let proxy = start(Memory {
+            down: true,
+            ..Memory::default()
+        })
+        .await;
+        send(&caller, proxy, &message("bob", &caller)).await;
+        let (response, _) = recv(&caller).await;
+        assert_eq!(response.status_code(), Some(503));
+        assert_eq!(response.header(&HeaderName::RetryAfter), Some("7"));
+    }
+
+    #[tokio::test]
+    async fn caller_claiming_a_served_domain_is_challenged() {
+        let proxy = start(Memory::default()).await;
+        let caller = socket().await;
+        let text =
+            message("bob", &caller).replace("sip:carol@carrier.example", "sip:alice@example.com");
+        send(&caller, proxy, &text).await;
+        let (response, _) = recv(&caller).await;
+        assert_eq!(response.status_code(), Some(407));
+        let realms: Vec<String> = response
+            .proxy_authenticates()
+            .filter_map(Result::ok)
+            .map(|c| format!("{} {}", c.realm, c.algorithm_or_default().as_str()))
+            .collect();
+        assert_eq!(realms, vec!["example.com SHA-256", "example.com MD5"]);
+    }
+}
