@@ -12,6 +12,43 @@
 //!   the transaction endpoint and answers the caller.
 //!
 //! The registrar never Record-Routes: it stays out of the dialog, which the edges own.
+//!
+//! The registrar's SIP shell hands the proxy everything the endpoint delivers except
+//! REGISTER (and non-SIP datagrams):
+//!
+//! ```no_run
+//! # async fn wire(
+//! #     store: hasip_registrar::store::Store,
+//! #     endpoint: hasip::endpoint::Endpoint,
+//! #     mut incoming: tokio::sync::mpsc::Receiver<hasip::endpoint::Incoming>,
+//! # ) -> anyhow::Result<()> {
+//! use hasip::endpoint::Incoming;
+//! use hasip::sip::Method;
+//! use hasip_registrar::proxy::{Proxy, ProxyConfig};
+//!
+//! let config = ProxyConfig {
+//!     domains: vec!["example.com".into()],
+//!     ..ProxyConfig::default()
+//! };
+//! let proxy = Proxy::new(&config, b"nonce secret shared by all registrars", endpoint, store)?;
+//! while let Some(event) = incoming.recv().await {
+//!     let proxy = proxy.clone();
+//!     match event {
+//!         Incoming::Request { request, flow, txn } if request.method() != Some(Method::Register) => {
+//!             tokio::spawn(async move { proxy.handle(request, flow, txn).await });
+//!         }
+//!         Incoming::Ack { ack, .. } => {
+//!             tokio::spawn(async move { proxy.forward_ack(ack).await });
+//!         }
+//!         Incoming::StrayResponse { response, .. } => {
+//!             tokio::spawn(async move { proxy.forward_stray_response(response).await });
+//!         }
+//!         _ => {}
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod auth;
 pub mod fork;
