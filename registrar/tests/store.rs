@@ -118,6 +118,17 @@ async fn times(
         .collect()
 }
 
+/// The next auto-increment id of `location`.
+async fn next_auto_increment(server: &MariaDbServer) -> anyhow::Result<u64> {
+    server
+        .query_value(
+            "SELECT AUTO_INCREMENT FROM information_schema.tables \
+             WHERE table_schema = DATABASE() AND table_name = 'location'",
+            (),
+        )
+        .await
+}
+
 async fn live_count(server: &MariaDbServer, user: &str) -> anyhow::Result<u64> {
     server
         .query_value(
@@ -169,8 +180,10 @@ async fn register_rules_commit_on_a_and_replicate_to_b() -> anyhow::Result<()> {
     assert_eq!(shown.bindings, found);
     assert!((598..=600).contains(&shown.bindings[0].remaining(shown.now)));
 
-    // Refresh: expires and last_modified move forward, the row stays the same row.
+    // Refresh: expires and last_modified move forward, the row stays the same row,
+    // and no auto-increment id is spent on it.
     let before = times(&pair.a, "alice").await?;
+    let next_id = next_auto_increment(&pair.a).await?;
     let r = request(
         "alice",
         "call-a",
@@ -190,6 +203,11 @@ async fn register_rules_commit_on_a_and_replicate_to_b() -> anyhow::Result<()> {
     assert_eq!(
         refreshed[0][0], on_a[0][0],
         "same id: an update, not a new row"
+    );
+    assert_eq!(
+        next_auto_increment(&pair.a).await?,
+        next_id,
+        "a refresh spends no id"
     );
 
     // An exact retransmission (same Call-ID, CSeq, contact, expires) succeeds, writes nothing.
@@ -289,17 +307,25 @@ async fn register_rules_commit_on_a_and_replicate_to_b() -> anyhow::Result<()> {
     );
     assert_eq!(rejected(store.register(r, None).await)?.code, 403);
     assert_eq!(live_count(&pair.a, "carol").await?, 12);
-    let r = request(
+    let mut r = request(
         "carol",
         "call-c",
         3,
         vec![contact("sip:carol@192.0.2.1", None)],
     );
+    (r.received, r.socket, r.path) = (None, None, None);
     assert_eq!(
         accepted(store.register(r, None).await)?
             .bindings_after
             .len(),
         12
+    );
+    let carol = store.lookup(&Aor::new("carol", DOMAIN)).await?;
+    let refreshed = carol.iter().find(|b| b.contact == "sip:carol@192.0.2.1");
+    assert_eq!(
+        refreshed.map(|b| (b.received.clone(), b.socket.clone(), b.path.clone(), b.cseq)),
+        Some((None, None, None, 3)),
+        "a refresh can clear the optional columns"
     );
 
     // RFC 5626: instance + reg-id behind an `ob` edge is a flow; Require: outbound.

@@ -77,7 +77,7 @@ pub type PooledConn = Object<ConnManager>;
 pub(crate) enum Failure {
     /// The master is unreachable, timed out or refuses writes: switch masters.
     Connection(String),
-    /// A deadlock or lock-wait timeout: the same batch may succeed if run again.
+    /// A deadlock, lock-wait timeout or duplicate key: the batch may succeed if run again.
     Transient(mysql_async::Error),
     /// Anything else: give up on this batch.
     Fatal(StoreError),
@@ -94,8 +94,9 @@ const SWITCH_ERRORS: &[u16] = &[
     1836, // read-only mode
     1927, // connection killed
 ];
-/// Server errors after which the same batch can simply be retried.
-const RETRY_ERRORS: &[u16] = &[1205, 1213];
+/// Server errors after which the same batch can simply be run again: lock wait
+/// timeout, deadlock, and a duplicate `ruid` (a row that appeared since it was read).
+const RETRY_ERRORS: &[u16] = &[1062, 1205, 1213];
 
 impl Failure {
     /// Classifies an error of a statement run on master `master`.
@@ -227,6 +228,11 @@ impl Masters {
             .is_ok()
         {
             tracing::warn!(failed, next, why, "database master failed; switching");
+        }
+        // Idle connections to the failed master are likely dead; when it is chosen
+        // again, fresh ones must be opened rather than these tried one by one.
+        if let Some(pool) = self.pools.get(failed) {
+            pool.retain(|_, _| false);
         }
     }
 

@@ -7,10 +7,16 @@
 //!
 //! 1. `START TRANSACTION; SELECT NOW(6)` (one round trip; all times are the master's);
 //! 2. when a request carries an [`AuthCheck`], one `SELECT` of the batch's subscribers;
-//! 3. one `SELECT ... FOR UPDATE` of the batch's AoRs' live bindings;
+//! 3. one `SELECT ... FOR UPDATE` of the batch's AoRs' rows;
 //! 4. the pure [`crate::register::decide`] per request, in arrival order;
-//! 5. one multi-row `INSERT ... ON DUPLICATE KEY UPDATE` and one soft-delete `UPDATE`;
+//! 5. the writes, each one multi-row statement: an `UPDATE ... JOIN` of bound rows for
+//!    bindings whose row exists (refreshes), an `INSERT` for new ones, and the
+//!    soft-delete `UPDATE` for removals; only the statements needed run;
 //! 6. `COMMIT`, then each request gets its own outcome.
+//!
+//! So a batch costs four round trips in the common case, whatever its size. Neither
+//! `INSERT ... ON DUPLICATE KEY UPDATE` nor `REPLACE` is used: they spend an
+//! auto-increment id per refresh and take next-key locks that deadlock batches.
 //!
 //! Authentication runs inside the batch (step 2) rather than as a separate query
 //! before queueing: a REGISTER with credentials then costs no round trip of its own,

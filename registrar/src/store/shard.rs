@@ -6,7 +6,7 @@
 //! the same rows and cannot deadlock each other; within a batch, requests are decided
 //! in arrival order against the state the earlier ones left.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
@@ -17,6 +17,13 @@ use crate::register::{decide, ExpiresPolicy, Outcome, RegisterRequest};
 use crate::store::master::{discard, timed, Failure, Masters, PooledConn};
 use crate::store::sql::{self, Subscriber};
 use crate::store::AuthCheck;
+
+/// The most rows one INSERT or UPDATE carries (a power of two, see `sql::bucket`).
+const ROWS_PER_STATEMENT: usize = 512;
+
+/// How often a batch is run again after a deadlock, lock wait timeout or a duplicate
+/// `ruid` inserted concurrently (by another registrar or by replication).
+const TRANSIENT_RETRIES: u32 = 3;
 
 /// A queued REGISTER and where its outcome goes.
 pub(crate) struct Job {
@@ -68,7 +75,7 @@ pub(crate) async fn run(
 }
 
 /// Runs a batch on the active master, moving to the next one on a connection failure
-/// (once per master) and retrying once after a deadlock.
+/// (once per master) and running it again after a transient error.
 async fn process(
     masters: &Masters,
     policy: &ExpiresPolicy,
@@ -76,7 +83,7 @@ async fn process(
     requests: &[(&RegisterRequest, Option<&AuthCheck>)],
 ) -> Result<Vec<Outcome>, StoreError> {
     let mut tried = 0;
-    let mut transient_retried = false;
+    let mut transient_retries = 0;
     loop {
         if masters.all_down() {
             return Err(masters.unavailable());
@@ -84,8 +91,13 @@ async fn process(
         let master = masters.active();
         let result = match held.take() {
             Some((m, conn)) if m == master => Ok(conn),
-            // The active master changed under us: this connection is to the old one.
-            _ => masters.get(master).await,
+            Some((_, conn)) => {
+                // The active master changed under us: this connection is to the old
+                // one, which may be dead, so it must not go back to its pool.
+                discard(conn);
+                masters.get(master).await
+            }
+            None => masters.get(master).await,
         };
         let result = match result {
             Ok(mut conn) => match execute(&mut conn, master, masters, policy, requests).await {
@@ -113,9 +125,9 @@ async fn process(
                     return Err(masters.unavailable());
                 }
             }
-            Err(Failure::Transient(e)) if !transient_retried => {
+            Err(Failure::Transient(e)) if transient_retries < TRANSIENT_RETRIES => {
                 tracing::debug!(error = %e, "retrying a batch after a transient error");
-                transient_retried = true;
+                transient_retries += 1;
             }
             Err(Failure::Transient(source)) => return Err(StoreError::Database { master, source }),
             Err(Failure::Fatal(e)) => return Err(e),
@@ -159,7 +171,10 @@ async fn execute(
             HashMap::new()
         };
     let mut state: HashMap<Aor, Vec<Binding>> = HashMap::with_capacity(aors.len());
-    for binding in timed(limit, master, sql::lock_live(conn, &aors, now)).await? {
+    // Expired rows come too (decide ignores them): their ruids take the UPDATE path.
+    let locked = timed(limit, master, sql::lock_aors(conn, &aors)).await?;
+    let existing: HashSet<String> = locked.iter().map(|b| b.ruid.clone()).collect();
+    for binding in locked {
         state.entry(binding.aor.clone()).or_default().push(binding);
     }
 
@@ -192,20 +207,24 @@ async fn execute(
             }
         }
     }
-    let upserts: Vec<&Binding> = changes
-        .values()
-        .filter_map(|c| match c {
-            Change::Upsert(b) => Some(*b),
-            Change::Remove => None,
-        })
-        .collect();
-    let removals: Vec<&str> = changes
-        .iter()
-        .filter(|(_, c)| matches!(c, Change::Remove))
-        .map(|(ruid, _)| *ruid)
-        .collect();
-    timed(limit, master, sql::upsert(conn, &upserts)).await?;
-    timed(limit, master, sql::soft_delete(conn, &removals)).await?;
+    let (mut updates, mut inserts, mut removals) = (Vec::new(), Vec::new(), Vec::new());
+    for (ruid, change) in &changes {
+        match change {
+            Change::Upsert(b) if existing.contains(*ruid) => updates.push(*b),
+            Change::Upsert(b) => inserts.push(*b),
+            Change::Remove => removals.push(*ruid),
+        }
+    }
+    // Chunks keep each statement far below the 65,535 placeholders MySQL allows.
+    for chunk in updates.chunks(ROWS_PER_STATEMENT) {
+        timed(limit, master, sql::update_existing(conn, chunk)).await?;
+    }
+    for chunk in inserts.chunks(ROWS_PER_STATEMENT) {
+        timed(limit, master, sql::insert_new(conn, chunk)).await?;
+    }
+    for chunk in removals.chunks(ROWS_PER_STATEMENT) {
+        timed(limit, master, sql::soft_delete(conn, chunk)).await?;
+    }
     timed(limit, master, sql::commit(conn)).await?;
     Ok(outcomes)
 }
