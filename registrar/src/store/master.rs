@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use deadpool::managed::{self, Metrics, Object, RecycleError, RecycleResult};
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Opts, OptsBuilder};
+use mysql_async::{Conn, DriverError, Opts, OptsBuilder};
 
 use crate::error::StoreError;
 use crate::store::sql::SqlError;
@@ -112,6 +112,20 @@ impl Failure {
                     source: mysql_async::Error::Server(e),
                 })
             }
+            // Our own mistakes (parameters, types) must not make the pair flap.
+            SqlError::Driver(mysql_async::Error::Driver(
+                e @ (DriverError::FromValue { .. }
+                | DriverError::FromRow { .. }
+                | DriverError::Params(_)
+                | DriverError::MixedParams
+                | DriverError::NestedTransaction
+                | DriverError::StmtParamsMismatch { .. }
+                | DriverError::StmtParamsNumberExceedsLimit { .. }
+                | DriverError::PacketTooLarge),
+            )) => Failure::Fatal(StoreError::Database {
+                master,
+                source: mysql_async::Error::Driver(e),
+            }),
             SqlError::Driver(e) => Failure::Connection(e.to_string()),
         }
     }
@@ -305,4 +319,51 @@ impl Masters {
 /// its session state (an open transaction, a half-read result) is unknown.
 pub(crate) fn discard(conn: PooledConn) {
     drop(Object::take(conn));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mysql_async::{Error, ServerError};
+
+    fn server(code: u16) -> SqlError {
+        SqlError::Driver(Error::Server(ServerError {
+            code,
+            message: String::new(),
+            state: String::new(),
+        }))
+    }
+
+    fn kind(f: Failure) -> &'static str {
+        match f {
+            Failure::Connection(_) => "switch",
+            Failure::Transient(_) => "retry",
+            Failure::Fatal(_) => "fail",
+        }
+    }
+
+    #[test]
+    fn failures_are_classified() {
+        assert_eq!(kind(Failure::of(0, server(1213))), "retry");
+        assert_eq!(kind(Failure::of(0, server(1062))), "retry");
+        assert_eq!(kind(Failure::of(0, server(1290))), "switch");
+        assert_eq!(kind(Failure::of(0, server(1053))), "switch");
+        assert_eq!(kind(Failure::of(0, server(1064))), "fail");
+        let closed = SqlError::Driver(Error::Driver(DriverError::ConnectionClosed));
+        assert_eq!(kind(Failure::of(0, closed)), "switch");
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        assert_eq!(
+            kind(Failure::of(0, SqlError::Driver(Error::Io(io.into())))),
+            "switch"
+        );
+        let ours = DriverError::StmtParamsMismatch {
+            required: 2,
+            supplied: 1,
+        };
+        assert_eq!(
+            kind(Failure::of(0, SqlError::Driver(Error::Driver(ours)))),
+            "fail"
+        );
+        assert_eq!(kind(Failure::of(1, SqlError::BadRow("x".into()))), "fail");
+    }
 }

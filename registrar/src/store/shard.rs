@@ -57,7 +57,9 @@ pub(crate) async fn run(
         }
         let requests: Vec<(&RegisterRequest, Option<&AuthCheck>)> =
             jobs.iter().map(|j| (&j.request, j.auth.as_ref())).collect();
+        let started = std::time::Instant::now();
         let outcomes = process(&masters, &policy, &mut held, &requests).await;
+        tracing::trace!(size = requests.len(), elapsed = ?started.elapsed(), "batch done");
         match outcomes {
             Ok(outcomes) => {
                 for (job, outcome) in jobs.drain(..).zip(outcomes) {

@@ -77,6 +77,9 @@ pub(crate) async fn commit(conn: &mut Conn) -> Result<(), SqlError> {
 
 /// Locks and reads every row of `aors`, expired ones included.
 ///
+/// The index is forced: on a small table the optimizer would scan it whole, and a
+/// locking scan waits on (and deadlocks with) rows of other shards' AoRs.
+///
 /// Expired rows are read too so that a binding coming back reuses its row (an UPDATE)
 /// and every other binding is truly new (a plain INSERT): `INSERT ... ON DUPLICATE KEY
 /// UPDATE` would take next-key locks on `ruid` that deadlock concurrent batches. Under
@@ -88,7 +91,8 @@ pub(crate) async fn lock_aors(conn: &mut Conn, aors: &[&Aor]) -> Result<Vec<Bind
     }
     let aors = padded(aors);
     let sql = format!(
-        "SELECT {BINDING_COLUMNS} FROM location WHERE {} FOR UPDATE",
+        "SELECT {BINDING_COLUMNS} FROM location FORCE INDEX (account_expires_idx) \
+         WHERE {} FOR UPDATE",
         repeat("(username = ? AND domain = ?)", " OR ", aors.len())
     );
     let mut params: Vec<Value> = Vec::with_capacity(aors.len() * 2);
@@ -190,7 +194,8 @@ async fn insert_rows(conn: &mut Conn, bindings: &[&Binding]) -> Result<(), SqlEr
 /// A refresh must not go through `INSERT ... ON DUPLICATE KEY UPDATE`: InnoDB spends
 /// an auto-increment id on every such row even when it ends up updating, and with
 /// refreshes every few minutes the INT `id` would run out within weeks. The new
-/// values travel as a derived table of bound rows joined on `ruid`.
+/// values travel as a derived table of bound rows, joined first and then to `location`
+/// through `ruid_idx`, so only the rows named are touched.
 pub(crate) async fn update_existing(
     conn: &mut Conn,
     bindings: &[&Binding],
@@ -204,7 +209,8 @@ pub(crate) async fn update_existing(
                  ? AS user_agent, ? AS socket, ? AS instance, ? AS reg_id";
     let rest = " UNION ALL SELECT ?, ?, ?, ?, CAST(? AS DATETIME(6)), ?, ?, ?, ?, ?, ?, ?";
     let sql = format!(
-        "UPDATE location AS l JOIN ({first}{}) AS v ON l.ruid = v.ruid \
+        "UPDATE ({first}{}) AS v STRAIGHT_JOIN location AS l FORCE INDEX (ruid_idx) \
+         ON l.ruid = v.ruid \
          SET l.contact = v.contact, l.received = v.received, l.path = v.path, \
          l.expires = v.expires, l.q = v.q, l.callid = v.callid, l.cseq = v.cseq, \
          l.last_modified = NOW(6), l.user_agent = v.user_agent, l.socket = v.socket, \
