@@ -674,3 +674,63 @@ async fn cleanup_deletes_old_rows_under_get_lock() -> anyhow::Result<()> {
     holder.disconnect().await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_the_database_refuses_fails_alone() -> anyhow::Result<()> {
+    let pair = MariaDbPair::start().await?;
+    // A trigger stands in for any value the database refuses.
+    let mut root = pair.a.conn().await?;
+    root.query_drop(
+        "CREATE TRIGGER refuse_poison BEFORE INSERT ON location FOR EACH ROW \
+         IF NEW.contact = 'sip:poison@h' THEN \
+         SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'poison'; END IF",
+    )
+    .await?;
+    root.disconnect().await?;
+    // One shard, so the concurrent requests share batches.
+    let store = Store::start(
+        &StoreConfig {
+            shards: 1,
+            ..config(&pair)
+        },
+        policy(),
+    )?;
+    let mut handles = Vec::new();
+    for i in 0..50 {
+        let store = store.clone();
+        handles.push(tokio::spawn(async move {
+            let uri = if i == 25 {
+                "sip:poison@h".to_owned()
+            } else {
+                format!("sip:ok{i}@h")
+            };
+            let r = request(&format!("p{i}"), "call-p", 1, vec![contact(&uri, None)]);
+            (i, store.register(r, None).await)
+        }));
+    }
+    for handle in handles {
+        let (i, outcome) = handle.await?;
+        if i == 25 {
+            assert!(
+                matches!(outcome, Err(StoreError::Database { master: 0, .. })),
+                "the poisoned request fails: {outcome:?}"
+            );
+        } else {
+            accepted(outcome).with_context(|| format!("request {i}"))?;
+        }
+    }
+    let live: u64 = pair
+        .a
+        .query_value(
+            "SELECT COUNT(*) FROM location WHERE username LIKE 'p%' AND expires > NOW(6)",
+            (),
+        )
+        .await?;
+    assert_eq!(live, 49);
+    assert_eq!(
+        store.active_master(),
+        0,
+        "a refused statement is no reason to switch"
+    );
+    Ok(())
+}

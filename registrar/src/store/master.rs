@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use deadpool::managed::{self, Metrics, Object, RecycleError, RecycleResult};
+use deadpool::managed::{
+    self, Metrics, Object, PoolError, RecycleError, RecycleResult, TimeoutType,
+};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, DriverError, Opts, OptsBuilder};
 
@@ -81,6 +83,8 @@ pub(crate) enum Failure {
     Transient(mysql_async::Error),
     /// Anything else: give up on this batch.
     Fatal(StoreError),
+    /// No pooled connection became free in time: answer 503 without switching.
+    Busy,
 }
 
 /// Server errors that mean "this master cannot serve us now", not "this statement is wrong".
@@ -175,6 +179,10 @@ impl Masters {
             .map(|url| {
                 Pool::builder(ConnManager::new(url)?)
                     .max_size(pool_size.max(1))
+                    .runtime(deadpool::Runtime::Tokio1)
+                    .wait_timeout(Some(timeout))
+                    .create_timeout(Some(timeout))
+                    .recycle_timeout(Some(timeout))
                     .build()
                     .map_err(|e| StoreError::Config(format!("pool for {url}: {e}")))
             })
@@ -256,13 +264,12 @@ impl Masters {
             .pools
             .get(master)
             .ok_or_else(|| Failure::Fatal(StoreError::Config(format!("no master {master}"))))?;
-        match tokio::time::timeout(self.timeout, pool.get()).await {
-            Ok(Ok(conn)) => Ok(conn),
-            Ok(Err(e)) => Err(Failure::Connection(format!("connect: {e}"))),
-            Err(_) => Err(Failure::Connection(format!(
-                "no connection within {:?}",
-                self.timeout
-            ))),
+        match pool.get().await {
+            Ok(conn) => Ok(conn),
+            // Every connection is in use: this registrar is overloaded, the master may
+            // be fine, so no switch.
+            Err(PoolError::Timeout(TimeoutType::Wait)) => Err(Failure::Busy),
+            Err(e) => Err(Failure::Connection(format!("connect: {e}"))),
         }
     }
 
@@ -310,9 +317,15 @@ impl Masters {
                     return Err(StoreError::Database { master, source })
                 }
                 Err(Failure::Fatal(e)) => return Err(e),
+                Err(Failure::Busy) => return Err(self.unavailable()),
             }
         }
     }
+}
+
+/// Whether a connection idle for `idle` should be pinged before use.
+pub(crate) fn needs_ping(idle: Duration) -> bool {
+    idle > PING_AFTER_IDLE
 }
 
 /// Drops a connection that failed mid-use instead of returning it to the pool, since
@@ -339,6 +352,7 @@ mod tests {
             Failure::Connection(_) => "switch",
             Failure::Transient(_) => "retry",
             Failure::Fatal(_) => "fail",
+            Failure::Busy => "busy",
         }
     }
 

@@ -8,13 +8,16 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Instant;
+
+use mysql_async::prelude::Queryable;
 
 use tokio::sync::{mpsc, oneshot};
 
 use crate::binding::{Aor, Binding};
 use crate::error::StoreError;
 use crate::register::{decide, ExpiresPolicy, Outcome, RegisterRequest};
-use crate::store::master::{discard, timed, Failure, Masters, PooledConn};
+use crate::store::master::{discard, needs_ping, timed, Failure, Masters, PooledConn};
 use crate::store::sql::{self, Subscriber};
 use crate::store::AuthCheck;
 
@@ -24,6 +27,13 @@ const ROWS_PER_STATEMENT: usize = 512;
 /// How often a batch is run again after a deadlock, lock wait timeout or a duplicate
 /// `ruid` inserted concurrently (by another registrar or by replication).
 const TRANSIENT_RETRIES: u32 = 3;
+
+/// The shard's connection, the master it goes to, and when it was last used.
+struct Held {
+    master: usize,
+    conn: PooledConn,
+    used: Instant,
+}
 
 /// A queued REGISTER and where its outcome goes.
 pub(crate) struct Job {
@@ -45,7 +55,7 @@ pub(crate) async fn run(
     mut queue: mpsc::Receiver<Job>,
     max_batch: usize,
 ) {
-    let mut held: Option<(usize, PooledConn)> = None;
+    let mut held: Option<Held> = None;
     let mut jobs: Vec<Job> = Vec::with_capacity(max_batch);
     while let Some(first) = queue.recv().await {
         jobs.push(first);
@@ -57,21 +67,31 @@ pub(crate) async fn run(
         }
         let requests: Vec<(&RegisterRequest, Option<&AuthCheck>)> =
             jobs.iter().map(|j| (&j.request, j.auth.as_ref())).collect();
-        let started = std::time::Instant::now();
-        let outcomes = process(&masters, &policy, &mut held, &requests).await;
+        let started = Instant::now();
+        let batch = process(&masters, &policy, &mut held, &requests).await;
         tracing::trace!(size = requests.len(), elapsed = ?started.elapsed(), "batch done");
-        match outcomes {
-            Ok(outcomes) => {
-                for (job, outcome) in jobs.drain(..).zip(outcomes) {
-                    // The caller may have given up waiting; nothing to do then.
-                    let _ = job.reply.send(Ok(outcome));
+        let outcomes: Vec<Result<Outcome, StoreError>> = match batch {
+            Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+            Err(e @ (StoreError::Database { .. } | StoreError::BadRow { .. }))
+                if requests.len() > 1 =>
+            {
+                // One request's data may have failed the whole batch: run them one by
+                // one so only that request gets the error.
+                tracing::warn!(error = %e, size = requests.len(), "batch failed; running it singly");
+                let mut singles = Vec::with_capacity(requests.len());
+                for request in &requests {
+                    let single = std::slice::from_ref(request);
+                    let outcome = process(&masters, &policy, &mut held, single).await;
+                    singles.push(outcome.and_then(|mut o| o.pop().ok_or(StoreError::Closed)));
                 }
+                singles
             }
-            Err(e) => {
-                for job in jobs.drain(..) {
-                    let _ = job.reply.send(Err(clone_error(&e)));
-                }
-            }
+            Err(e) => requests.iter().map(|_| Err(clone_error(&e))).collect(),
+        };
+        drop(requests);
+        for (job, outcome) in jobs.drain(..).zip(outcomes) {
+            // The caller may have given up waiting; nothing to do then.
+            let _ = job.reply.send(outcome);
         }
     }
 }
@@ -81,7 +101,7 @@ pub(crate) async fn run(
 async fn process(
     masters: &Masters,
     policy: &ExpiresPolicy,
-    held: &mut Option<(usize, PooledConn)>,
+    held: &mut Option<Held>,
     requests: &[(&RegisterRequest, Option<&AuthCheck>)],
 ) -> Result<Vec<Outcome>, StoreError> {
     let mut tried = 0;
@@ -92,11 +112,11 @@ async fn process(
         }
         let master = masters.active();
         let result = match held.take() {
-            Some((m, conn)) if m == master => Ok(conn),
-            Some((_, conn)) => {
+            Some(h) if h.master == master => fresh_enough(h, masters).await,
+            Some(h) => {
                 // The active master changed under us: this connection is to the old
                 // one, which may be dead, so it must not go back to its pool.
-                discard(conn);
+                discard(h.conn);
                 masters.get(master).await
             }
             None => masters.get(master).await,
@@ -104,7 +124,11 @@ async fn process(
         let result = match result {
             Ok(mut conn) => match execute(&mut conn, master, masters, policy, requests).await {
                 Ok(outcomes) => {
-                    *held = Some((master, conn));
+                    *held = Some(Held {
+                        master,
+                        conn,
+                        used: Instant::now(),
+                    });
                     Ok(outcomes)
                 }
                 Err(e) => {
@@ -133,6 +157,23 @@ async fn process(
             }
             Err(Failure::Transient(source)) => return Err(StoreError::Database { master, source }),
             Err(Failure::Fatal(e)) => return Err(e),
+            Err(Failure::Busy) => return Err(masters.unavailable()),
+        }
+    }
+}
+
+/// The held connection, or a new one if it sat idle and no longer answers: a server
+/// that closed an idle session is no reason to switch masters.
+async fn fresh_enough(held: Held, masters: &Masters) -> Result<PooledConn, Failure> {
+    let mut conn = held.conn;
+    if !needs_ping(held.used.elapsed()) {
+        return Ok(conn);
+    }
+    match tokio::time::timeout(masters.timeout, conn.ping()).await {
+        Ok(Ok(())) => Ok(conn),
+        _ => {
+            discard(conn);
+            masters.get(held.master).await
         }
     }
 }
