@@ -734,3 +734,56 @@ async fn a_request_the_database_refuses_fails_alone() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// Sends `signal` (STOP, CONT) to a server's process.
+fn signal(server: &MariaDbServer, signal: &str) -> anyhow::Result<()> {
+    let pid = std::fs::read_to_string(server.dir().join("mariadbd.pid"))?;
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.trim())
+        .status()?;
+    anyhow::ensure!(status.success(), "kill -{signal} {pid} failed");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_master_times_out_and_b_takes_over() -> anyhow::Result<()> {
+    let pair = MariaDbPair::start().await?;
+    let store = Store::start(
+        &StoreConfig {
+            timeout_ms: 500,
+            ..config(&pair)
+        },
+        policy(),
+    )?;
+    let reg = |user: &str| {
+        request(
+            user,
+            "call-h",
+            1,
+            vec![contact(&format!("sip:{user}@h"), None)],
+        )
+    };
+    accepted(store.register(reg("h1"), None).await)?;
+    assert_eq!(store.active_master(), 0);
+
+    // A stops answering but keeps its sockets open: only the timeout can tell.
+    signal(&pair.a, "STOP")?;
+    let outcome = store.register(reg("h2"), None).await;
+    let active = store.active_master();
+    let lookup = store.lookup(&Aor::new("h2", DOMAIN)).await;
+    signal(&pair.a, "CONT")?;
+    accepted(outcome)?;
+    assert_eq!(active, 1, "moved to B");
+    assert_eq!(lookup?.len(), 1, "lookups follow to B");
+    assert_eq!(live_count(&pair.b, "h2").await?, 1);
+
+    // B stays the active master after A is back.
+    accepted(store.register(reg("h3"), None).await)?;
+    assert_eq!(store.active_master(), 1);
+    pair.wait_replicated().await?;
+    for user in ["h1", "h2", "h3"] {
+        assert_eq!(live_count(&pair.a, user).await?, 1, "{user} on A");
+    }
+    Ok(())
+}
