@@ -118,6 +118,17 @@ async fn times(
         .collect()
 }
 
+/// The next auto-increment id of `location`.
+async fn next_auto_increment(server: &MariaDbServer) -> anyhow::Result<u64> {
+    server
+        .query_value(
+            "SELECT AUTO_INCREMENT FROM information_schema.tables \
+             WHERE table_schema = DATABASE() AND table_name = 'location'",
+            (),
+        )
+        .await
+}
+
 async fn live_count(server: &MariaDbServer, user: &str) -> anyhow::Result<u64> {
     server
         .query_value(
@@ -169,8 +180,10 @@ async fn register_rules_commit_on_a_and_replicate_to_b() -> anyhow::Result<()> {
     assert_eq!(shown.bindings, found);
     assert!((598..=600).contains(&shown.bindings[0].remaining(shown.now)));
 
-    // Refresh: expires and last_modified move forward, the row stays the same row.
+    // Refresh: expires and last_modified move forward, the row stays the same row,
+    // and no auto-increment id is spent on it.
     let before = times(&pair.a, "alice").await?;
+    let next_id = next_auto_increment(&pair.a).await?;
     let r = request(
         "alice",
         "call-a",
@@ -190,6 +203,11 @@ async fn register_rules_commit_on_a_and_replicate_to_b() -> anyhow::Result<()> {
     assert_eq!(
         refreshed[0][0], on_a[0][0],
         "same id: an update, not a new row"
+    );
+    assert_eq!(
+        next_auto_increment(&pair.a).await?,
+        next_id,
+        "a refresh spends no id"
     );
 
     // An exact retransmission (same Call-ID, CSeq, contact, expires) succeeds, writes nothing.
@@ -289,17 +307,25 @@ async fn register_rules_commit_on_a_and_replicate_to_b() -> anyhow::Result<()> {
     );
     assert_eq!(rejected(store.register(r, None).await)?.code, 403);
     assert_eq!(live_count(&pair.a, "carol").await?, 12);
-    let r = request(
+    let mut r = request(
         "carol",
         "call-c",
         3,
         vec![contact("sip:carol@192.0.2.1", None)],
     );
+    (r.received, r.socket, r.path) = (None, None, None);
     assert_eq!(
         accepted(store.register(r, None).await)?
             .bindings_after
             .len(),
         12
+    );
+    let carol = store.lookup(&Aor::new("carol", DOMAIN)).await?;
+    let refreshed = carol.iter().find(|b| b.contact == "sip:carol@192.0.2.1");
+    assert_eq!(
+        refreshed.map(|b| (b.received.clone(), b.socket.clone(), b.path.clone(), b.cseq)),
+        Some((None, None, None, 3)),
+        "a refresh can clear the optional columns"
     );
 
     // RFC 5626: instance + reg-id behind an `ob` edge is a flow; Require: outbound.
@@ -418,9 +444,54 @@ async fn concurrent_registers_are_batched_and_each_answered() -> anyhow::Result<
     let elapsed = started.elapsed();
     let total = TASKS * (PER_TASK + 1);
     println!(
-        "{total} REGISTERs from {TASKS} tasks in {elapsed:?}: {:.0}/s",
+        "new bindings: {total} REGISTERs from {TASKS} tasks in {elapsed:?}: {:.0}/s",
         total as f64 / elapsed.as_secs_f64()
     );
+
+    // The refresh loop of a running system: every binding refreshed once, concurrently.
+    let next_id = next_auto_increment(&pair.a).await?;
+    let started = Instant::now();
+    let mut handles = Vec::new();
+    for t in 0..TASKS {
+        let store = store.clone();
+        handles.push(tokio::spawn(async move {
+            let user = format!("user{t}");
+            for i in 0..PER_TASK {
+                let uri = format!("sip:{user}-{i}@198.51.100.1");
+                let cseq = u32::try_from(20 + i)?;
+                let r = request(&user, &format!("call-{t}"), cseq, vec![contact(&uri, None)]);
+                let a = accepted(store.register(r, None).await)?;
+                let mine = a.bindings_after.iter().find(|b| b.contact == uri);
+                anyhow::ensure!(
+                    a.bindings_after.len() == PER_TASK && mine.map(|b| b.cseq) == Some(cseq),
+                    "{user} refresh {i}: {:?}",
+                    a.bindings_after
+                );
+            }
+            Ok(())
+        }));
+    }
+    for handle in handles {
+        handle.await??;
+    }
+    let elapsed = started.elapsed();
+    let total = TASKS * PER_TASK;
+    let deadlocks: Vec<Row> = pair
+        .a
+        .query_rows("SHOW GLOBAL STATUS LIKE 'Innodb_deadlocks'", ())
+        .await?;
+    let deadlocks: Option<String> = deadlocks.first().map(|r| row_value(r, 1)).transpose()?;
+    println!(
+        "refreshes: {total} REGISTERs from {TASKS} tasks in {elapsed:?}: {:.0}/s",
+        total as f64 / elapsed.as_secs_f64(),
+    );
+    assert_eq!(
+        next_auto_increment(&pair.a).await?,
+        next_id,
+        "refreshes spend no auto-increment id"
+    );
+    // Shards own disjoint AoRs and lock only their rows, so they never deadlock.
+    assert_eq!(deadlocks.as_deref(), Some("0"), "InnoDB deadlocks on A");
 
     let expected: BTreeSet<(String, String)> = (0..TASKS)
         .flat_map(|t| {
@@ -601,5 +672,118 @@ async fn cleanup_deletes_old_rows_under_get_lock() -> anyhow::Result<()> {
         .await?;
     assert_eq!(got, Some(1));
     holder.disconnect().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_the_database_refuses_fails_alone() -> anyhow::Result<()> {
+    let pair = MariaDbPair::start().await?;
+    // A trigger stands in for any value the database refuses.
+    let mut root = pair.a.conn().await?;
+    root.query_drop(
+        "CREATE TRIGGER refuse_poison BEFORE INSERT ON location FOR EACH ROW \
+         IF NEW.contact = 'sip:poison@h' THEN \
+         SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'poison'; END IF",
+    )
+    .await?;
+    root.disconnect().await?;
+    // One shard, so the concurrent requests share batches.
+    let store = Store::start(
+        &StoreConfig {
+            shards: 1,
+            ..config(&pair)
+        },
+        policy(),
+    )?;
+    let mut handles = Vec::new();
+    for i in 0..50 {
+        let store = store.clone();
+        handles.push(tokio::spawn(async move {
+            let uri = if i == 25 {
+                "sip:poison@h".to_owned()
+            } else {
+                format!("sip:ok{i}@h")
+            };
+            let r = request(&format!("p{i}"), "call-p", 1, vec![contact(&uri, None)]);
+            (i, store.register(r, None).await)
+        }));
+    }
+    for handle in handles {
+        let (i, outcome) = handle.await?;
+        if i == 25 {
+            assert!(
+                matches!(outcome, Err(StoreError::Database { master: 0, .. })),
+                "the poisoned request fails: {outcome:?}"
+            );
+        } else {
+            accepted(outcome).with_context(|| format!("request {i}"))?;
+        }
+    }
+    let live: u64 = pair
+        .a
+        .query_value(
+            "SELECT COUNT(*) FROM location WHERE username LIKE 'p%' AND expires > NOW(6)",
+            (),
+        )
+        .await?;
+    assert_eq!(live, 49);
+    assert_eq!(
+        store.active_master(),
+        0,
+        "a refused statement is no reason to switch"
+    );
+    Ok(())
+}
+
+/// Sends `signal` (STOP, CONT) to a server's process.
+fn signal(server: &MariaDbServer, signal: &str) -> anyhow::Result<()> {
+    let pid = std::fs::read_to_string(server.dir().join("mariadbd.pid"))?;
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.trim())
+        .status()?;
+    anyhow::ensure!(status.success(), "kill -{signal} {pid} failed");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_master_times_out_and_b_takes_over() -> anyhow::Result<()> {
+    let pair = MariaDbPair::start().await?;
+    let store = Store::start(
+        &StoreConfig {
+            timeout_ms: 500,
+            ..config(&pair)
+        },
+        policy(),
+    )?;
+    let reg = |user: &str| {
+        request(
+            user,
+            "call-h",
+            1,
+            vec![contact(&format!("sip:{user}@h"), None)],
+        )
+    };
+    accepted(store.register(reg("h1"), None).await)?;
+    assert_eq!(store.active_master(), 0);
+
+    // A stops answering but keeps its sockets open: only the timeout can tell.
+    signal(&pair.a, "STOP")?;
+    let outcome = store.register(reg("h2"), None).await;
+    let active = store.active_master();
+    let lookup = store.lookup(&Aor::new("h2", DOMAIN)).await;
+    signal(&pair.a, "CONT")?;
+    accepted(outcome)?;
+    assert_eq!(active, 1, "moved to B");
+    assert_eq!(lookup?.len(), 1, "lookups follow to B");
+    assert_eq!(live_count(&pair.b, "h2").await?, 1);
+
+    // B stays the active master after A is back.
+    accepted(store.register(reg("h3"), None).await)?;
+    assert_eq!(store.active_master(), 1);
+    pair.wait_replicated().await?;
+    for user in ["h1", "h2", "h3"] {
+        assert_eq!(live_count(&pair.a, user).await?, 1, "{user} on A");
+    }
     Ok(())
 }

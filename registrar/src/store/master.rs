@@ -12,9 +12,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use deadpool::managed::{self, Metrics, Object, RecycleError, RecycleResult};
+use deadpool::managed::{
+    self, Metrics, Object, PoolError, RecycleError, RecycleResult, TimeoutType,
+};
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Opts, OptsBuilder};
+use mysql_async::{Conn, DriverError, Opts, OptsBuilder};
 
 use crate::error::StoreError;
 use crate::store::sql::SqlError;
@@ -77,10 +79,12 @@ pub type PooledConn = Object<ConnManager>;
 pub(crate) enum Failure {
     /// The master is unreachable, timed out or refuses writes: switch masters.
     Connection(String),
-    /// A deadlock or lock-wait timeout: the same batch may succeed if run again.
+    /// A deadlock, lock-wait timeout or duplicate key: the batch may succeed if run again.
     Transient(mysql_async::Error),
     /// Anything else: give up on this batch.
     Fatal(StoreError),
+    /// No pooled connection became free in time: answer 503 without switching.
+    Busy,
 }
 
 /// Server errors that mean "this master cannot serve us now", not "this statement is wrong".
@@ -94,8 +98,9 @@ const SWITCH_ERRORS: &[u16] = &[
     1836, // read-only mode
     1927, // connection killed
 ];
-/// Server errors after which the same batch can simply be retried.
-const RETRY_ERRORS: &[u16] = &[1205, 1213];
+/// Server errors after which the same batch can simply be run again: lock wait
+/// timeout, deadlock, and a duplicate `ruid` (a row that appeared since it was read).
+const RETRY_ERRORS: &[u16] = &[1062, 1205, 1213];
 
 impl Failure {
     /// Classifies an error of a statement run on master `master`.
@@ -111,6 +116,20 @@ impl Failure {
                     source: mysql_async::Error::Server(e),
                 })
             }
+            // Our own mistakes (parameters, types) must not make the pair flap.
+            SqlError::Driver(mysql_async::Error::Driver(
+                e @ (DriverError::FromValue { .. }
+                | DriverError::FromRow { .. }
+                | DriverError::Params(_)
+                | DriverError::MixedParams
+                | DriverError::NestedTransaction
+                | DriverError::StmtParamsMismatch { .. }
+                | DriverError::StmtParamsNumberExceedsLimit { .. }
+                | DriverError::PacketTooLarge),
+            )) => Failure::Fatal(StoreError::Database {
+                master,
+                source: mysql_async::Error::Driver(e),
+            }),
             SqlError::Driver(e) => Failure::Connection(e.to_string()),
         }
     }
@@ -160,6 +179,10 @@ impl Masters {
             .map(|url| {
                 Pool::builder(ConnManager::new(url)?)
                     .max_size(pool_size.max(1))
+                    .runtime(deadpool::Runtime::Tokio1)
+                    .wait_timeout(Some(timeout))
+                    .create_timeout(Some(timeout))
+                    .recycle_timeout(Some(timeout))
                     .build()
                     .map_err(|e| StoreError::Config(format!("pool for {url}: {e}")))
             })
@@ -228,6 +251,11 @@ impl Masters {
         {
             tracing::warn!(failed, next, why, "database master failed; switching");
         }
+        // Idle connections to the failed master are likely dead; when it is chosen
+        // again, fresh ones must be opened rather than these tried one by one.
+        if let Some(pool) = self.pools.get(failed) {
+            pool.retain(|_, _| false);
+        }
     }
 
     /// A connection to master `master`, within the timeout.
@@ -236,13 +264,12 @@ impl Masters {
             .pools
             .get(master)
             .ok_or_else(|| Failure::Fatal(StoreError::Config(format!("no master {master}"))))?;
-        match tokio::time::timeout(self.timeout, pool.get()).await {
-            Ok(Ok(conn)) => Ok(conn),
-            Ok(Err(e)) => Err(Failure::Connection(format!("connect: {e}"))),
-            Err(_) => Err(Failure::Connection(format!(
-                "no connection within {:?}",
-                self.timeout
-            ))),
+        match pool.get().await {
+            Ok(conn) => Ok(conn),
+            // Every connection is in use: this registrar is overloaded, the master may
+            // be fine, so no switch.
+            Err(PoolError::Timeout(TimeoutType::Wait)) => Err(Failure::Busy),
+            Err(e) => Err(Failure::Connection(format!("connect: {e}"))),
         }
     }
 
@@ -290,13 +317,67 @@ impl Masters {
                     return Err(StoreError::Database { master, source })
                 }
                 Err(Failure::Fatal(e)) => return Err(e),
+                Err(Failure::Busy) => return Err(self.unavailable()),
             }
         }
     }
+}
+
+/// Whether a connection idle for `idle` should be pinged before use.
+pub(crate) fn needs_ping(idle: Duration) -> bool {
+    idle > PING_AFTER_IDLE
 }
 
 /// Drops a connection that failed mid-use instead of returning it to the pool, since
 /// its session state (an open transaction, a half-read result) is unknown.
 pub(crate) fn discard(conn: PooledConn) {
     drop(Object::take(conn));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mysql_async::{Error, ServerError};
+
+    fn server(code: u16) -> SqlError {
+        SqlError::Driver(Error::Server(ServerError {
+            code,
+            message: String::new(),
+            state: String::new(),
+        }))
+    }
+
+    fn kind(f: Failure) -> &'static str {
+        match f {
+            Failure::Connection(_) => "switch",
+            Failure::Transient(_) => "retry",
+            Failure::Fatal(_) => "fail",
+            Failure::Busy => "busy",
+        }
+    }
+
+    #[test]
+    fn failures_are_classified() {
+        assert_eq!(kind(Failure::of(0, server(1213))), "retry");
+        assert_eq!(kind(Failure::of(0, server(1062))), "retry");
+        assert_eq!(kind(Failure::of(0, server(1290))), "switch");
+        assert_eq!(kind(Failure::of(0, server(1053))), "switch");
+        assert_eq!(kind(Failure::of(0, server(1064))), "fail");
+        let closed = SqlError::Driver(Error::Driver(DriverError::ConnectionClosed));
+        assert_eq!(kind(Failure::of(0, closed)), "switch");
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        assert_eq!(
+            kind(Failure::of(0, SqlError::Driver(Error::Io(io.into())))),
+            "switch"
+        );
+        let ours = DriverError::StmtParamsMismatch {
+            required: 2,
+            supplied: 1,
+        };
+        assert_eq!(
+            kind(Failure::of(0, SqlError::Driver(Error::Driver(ours)))),
+            "fail"
+        );
+        assert_eq!(kind(Failure::of(1, SqlError::BadRow("x".into()))), "fail");
+    }
 }

@@ -7,10 +7,16 @@
 //!
 //! 1. `START TRANSACTION; SELECT NOW(6)` (one round trip; all times are the master's);
 //! 2. when a request carries an [`AuthCheck`], one `SELECT` of the batch's subscribers;
-//! 3. one `SELECT ... FOR UPDATE` of the batch's AoRs' live bindings;
+//! 3. one `SELECT ... FOR UPDATE` of the batch's AoRs' rows;
 //! 4. the pure [`crate::register::decide`] per request, in arrival order;
-//! 5. one multi-row `INSERT ... ON DUPLICATE KEY UPDATE` and one soft-delete `UPDATE`;
+//! 5. the writes, each one multi-row statement: an `UPDATE ... JOIN` of bound rows for
+//!    bindings whose row exists (refreshes), an `INSERT` for new ones, and the
+//!    soft-delete `UPDATE` for removals; only the statements needed run;
 //! 6. `COMMIT`, then each request gets its own outcome.
+//!
+//! So a batch costs four round trips in the common case, whatever its size. Neither
+//! `INSERT ... ON DUPLICATE KEY UPDATE` nor `REPLACE` is used: they spend an
+//! auto-increment id per refresh and take next-key locks that deadlock batches.
 //!
 //! Authentication runs inside the batch (step 2) rather than as a separate query
 //! before queueing: a REGISTER with credentials then costs no round trip of its own,
@@ -227,5 +233,82 @@ impl Store {
         let count = u64::try_from(self.inner.shards.len()).ok()?;
         let index = usize::try_from(hasher.finish() % count.max(1)).ok()?;
         self.inner.shards.get(index)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cleanup::CleanupConfig;
+
+    /// The registrar's storage sections as they appear in its config file.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Sections {
+        store: StoreConfig,
+        #[serde(default)]
+        expires: ExpiresPolicy,
+        #[serde(default)]
+        cleanup: CleanupConfig,
+    }
+
+    #[test]
+    fn sections_load_with_defaults() {
+        let toml = r#"
+            [store]
+            masters = ["mysql://hasip:pw@10.0.0.1/hasip", "mysql://hasip:pw@10.0.0.2/hasip"]
+            timeout_ms = 500
+            [expires]
+            min = 30
+            max_contacts = 4
+        "#;
+        let sections: Result<Sections, _> = hasip::config::load_str(toml, "HASIP_REGTEST_OK");
+        let sections = sections.map_err(|e| e.to_string());
+        assert_eq!(
+            sections
+                .as_ref()
+                .map(|s| (s.store.masters.len(), s.store.timeout_ms, s.store.shards)),
+            Ok((2, 500, 8))
+        );
+        assert_eq!(
+            sections.as_ref().map(|s| s.expires.clone()),
+            Ok(ExpiresPolicy {
+                min: 30,
+                max_contacts: 4,
+                ..ExpiresPolicy::default()
+            })
+        );
+        assert_eq!(sections.map(|s| s.cleanup), Ok(CleanupConfig::default()));
+    }
+
+    #[test]
+    fn misspelled_keys_are_named() {
+        let toml = "[store]\nmasters = []\ntimout_ms = 5\n";
+        let err = hasip::config::load_str::<Sections>(toml, "HASIP_REGTEST_BAD")
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        assert!(
+            err.as_ref().is_err_and(|e| e.contains("timout_ms")),
+            "{err:?}"
+        );
+        let toml = "[store]\nmasters = []\n[expires]\nmax_contact = 5\n";
+        let err = hasip::config::load_str::<Sections>(toml, "HASIP_REGTEST_BAD")
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        assert!(
+            err.as_ref().is_err_and(|e| e.contains("max_contact")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn start_refuses_an_empty_master_list() {
+        let runtime = tokio::runtime::Builder::new_current_thread().build();
+        let started = runtime.map(|rt| {
+            rt.block_on(async {
+                Store::start(&StoreConfig::default(), ExpiresPolicy::default()).map(|_| ())
+            })
+        });
+        assert!(matches!(started, Ok(Err(StoreError::Config(_)))));
     }
 }

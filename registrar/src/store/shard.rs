@@ -6,17 +6,34 @@
 //! the same rows and cannot deadlock each other; within a batch, requests are decided
 //! in arrival order against the state the earlier ones left.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Instant;
+
+use mysql_async::prelude::Queryable;
 
 use tokio::sync::{mpsc, oneshot};
 
 use crate::binding::{Aor, Binding};
 use crate::error::StoreError;
 use crate::register::{decide, ExpiresPolicy, Outcome, RegisterRequest};
-use crate::store::master::{discard, timed, Failure, Masters, PooledConn};
+use crate::store::master::{discard, needs_ping, timed, Failure, Masters, PooledConn};
 use crate::store::sql::{self, Subscriber};
 use crate::store::AuthCheck;
+
+/// The most rows one INSERT or UPDATE carries (a power of two, see `sql::bucket`).
+const ROWS_PER_STATEMENT: usize = 512;
+
+/// How often a batch is run again after a deadlock, lock wait timeout or a duplicate
+/// `ruid` inserted concurrently (by another registrar or by replication).
+const TRANSIENT_RETRIES: u32 = 3;
+
+/// The shard's connection, the master it goes to, and when it was last used.
+struct Held {
+    master: usize,
+    conn: PooledConn,
+    used: Instant,
+}
 
 /// A queued REGISTER and where its outcome goes.
 pub(crate) struct Job {
@@ -38,7 +55,7 @@ pub(crate) async fn run(
     mut queue: mpsc::Receiver<Job>,
     max_batch: usize,
 ) {
-    let mut held: Option<(usize, PooledConn)> = None;
+    let mut held: Option<Held> = None;
     let mut jobs: Vec<Job> = Vec::with_capacity(max_batch);
     while let Some(first) = queue.recv().await {
         jobs.push(first);
@@ -50,47 +67,68 @@ pub(crate) async fn run(
         }
         let requests: Vec<(&RegisterRequest, Option<&AuthCheck>)> =
             jobs.iter().map(|j| (&j.request, j.auth.as_ref())).collect();
-        let outcomes = process(&masters, &policy, &mut held, &requests).await;
-        match outcomes {
-            Ok(outcomes) => {
-                for (job, outcome) in jobs.drain(..).zip(outcomes) {
-                    // The caller may have given up waiting; nothing to do then.
-                    let _ = job.reply.send(Ok(outcome));
+        let started = Instant::now();
+        let batch = process(&masters, &policy, &mut held, &requests).await;
+        tracing::trace!(size = requests.len(), elapsed = ?started.elapsed(), "batch done");
+        let outcomes: Vec<Result<Outcome, StoreError>> = match batch {
+            Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+            Err(e @ (StoreError::Database { .. } | StoreError::BadRow { .. }))
+                if requests.len() > 1 =>
+            {
+                // One request's data may have failed the whole batch: run them one by
+                // one so only that request gets the error.
+                tracing::warn!(error = %e, size = requests.len(), "batch failed; running it singly");
+                let mut singles = Vec::with_capacity(requests.len());
+                for request in &requests {
+                    let single = std::slice::from_ref(request);
+                    let outcome = process(&masters, &policy, &mut held, single).await;
+                    singles.push(outcome.and_then(|mut o| o.pop().ok_or(StoreError::Closed)));
                 }
+                singles
             }
-            Err(e) => {
-                for job in jobs.drain(..) {
-                    let _ = job.reply.send(Err(clone_error(&e)));
-                }
-            }
+            Err(e) => requests.iter().map(|_| Err(clone_error(&e))).collect(),
+        };
+        drop(requests);
+        for (job, outcome) in jobs.drain(..).zip(outcomes) {
+            // The caller may have given up waiting; nothing to do then.
+            let _ = job.reply.send(outcome);
         }
     }
 }
 
 /// Runs a batch on the active master, moving to the next one on a connection failure
-/// (once per master) and retrying once after a deadlock.
+/// (once per master) and running it again after a transient error.
 async fn process(
     masters: &Masters,
     policy: &ExpiresPolicy,
-    held: &mut Option<(usize, PooledConn)>,
+    held: &mut Option<Held>,
     requests: &[(&RegisterRequest, Option<&AuthCheck>)],
 ) -> Result<Vec<Outcome>, StoreError> {
     let mut tried = 0;
-    let mut transient_retried = false;
+    let mut transient_retries = 0;
     loop {
         if masters.all_down() {
             return Err(masters.unavailable());
         }
         let master = masters.active();
         let result = match held.take() {
-            Some((m, conn)) if m == master => Ok(conn),
-            // The active master changed under us: this connection is to the old one.
-            _ => masters.get(master).await,
+            Some(h) if h.master == master => fresh_enough(h, masters).await,
+            Some(h) => {
+                // The active master changed under us: this connection is to the old
+                // one, which may be dead, so it must not go back to its pool.
+                discard(h.conn);
+                masters.get(master).await
+            }
+            None => masters.get(master).await,
         };
         let result = match result {
             Ok(mut conn) => match execute(&mut conn, master, masters, policy, requests).await {
                 Ok(outcomes) => {
-                    *held = Some((master, conn));
+                    *held = Some(Held {
+                        master,
+                        conn,
+                        used: Instant::now(),
+                    });
                     Ok(outcomes)
                 }
                 Err(e) => {
@@ -113,12 +151,29 @@ async fn process(
                     return Err(masters.unavailable());
                 }
             }
-            Err(Failure::Transient(e)) if !transient_retried => {
+            Err(Failure::Transient(e)) if transient_retries < TRANSIENT_RETRIES => {
                 tracing::debug!(error = %e, "retrying a batch after a transient error");
-                transient_retried = true;
+                transient_retries += 1;
             }
             Err(Failure::Transient(source)) => return Err(StoreError::Database { master, source }),
             Err(Failure::Fatal(e)) => return Err(e),
+            Err(Failure::Busy) => return Err(masters.unavailable()),
+        }
+    }
+}
+
+/// The held connection, or a new one if it sat idle and no longer answers: a server
+/// that closed an idle session is no reason to switch masters.
+async fn fresh_enough(held: Held, masters: &Masters) -> Result<PooledConn, Failure> {
+    let mut conn = held.conn;
+    if !needs_ping(held.used.elapsed()) {
+        return Ok(conn);
+    }
+    match tokio::time::timeout(masters.timeout, conn.ping()).await {
+        Ok(Ok(())) => Ok(conn),
+        _ => {
+            discard(conn);
+            masters.get(held.master).await
         }
     }
 }
@@ -159,7 +214,10 @@ async fn execute(
             HashMap::new()
         };
     let mut state: HashMap<Aor, Vec<Binding>> = HashMap::with_capacity(aors.len());
-    for binding in timed(limit, master, sql::lock_live(conn, &aors, now)).await? {
+    // Expired rows come too (decide ignores them): their ruids take the UPDATE path.
+    let locked = timed(limit, master, sql::lock_aors(conn, &aors)).await?;
+    let existing: HashSet<String> = locked.iter().map(|b| b.ruid.clone()).collect();
+    for binding in locked {
         state.entry(binding.aor.clone()).or_default().push(binding);
     }
 
@@ -192,20 +250,24 @@ async fn execute(
             }
         }
     }
-    let upserts: Vec<&Binding> = changes
-        .values()
-        .filter_map(|c| match c {
-            Change::Upsert(b) => Some(*b),
-            Change::Remove => None,
-        })
-        .collect();
-    let removals: Vec<&str> = changes
-        .iter()
-        .filter(|(_, c)| matches!(c, Change::Remove))
-        .map(|(ruid, _)| *ruid)
-        .collect();
-    timed(limit, master, sql::upsert(conn, &upserts)).await?;
-    timed(limit, master, sql::soft_delete(conn, &removals)).await?;
+    let (mut updates, mut inserts, mut removals) = (Vec::new(), Vec::new(), Vec::new());
+    for (ruid, change) in &changes {
+        match change {
+            Change::Upsert(b) if existing.contains(*ruid) => updates.push(*b),
+            Change::Upsert(b) => inserts.push(*b),
+            Change::Remove => removals.push(*ruid),
+        }
+    }
+    // Chunks keep each statement far below the 65,535 placeholders MySQL allows.
+    for chunk in updates.chunks(ROWS_PER_STATEMENT) {
+        timed(limit, master, sql::update_existing(conn, chunk)).await?;
+    }
+    for chunk in inserts.chunks(ROWS_PER_STATEMENT) {
+        timed(limit, master, sql::insert_new(conn, chunk)).await?;
+    }
+    for chunk in removals.chunks(ROWS_PER_STATEMENT) {
+        timed(limit, master, sql::soft_delete(conn, chunk)).await?;
+    }
     timed(limit, master, sql::commit(conn)).await?;
     Ok(outcomes)
 }

@@ -75,29 +75,31 @@ pub(crate) async fn commit(conn: &mut Conn) -> Result<(), SqlError> {
     Ok(())
 }
 
-/// Locks and reads the bindings of `aors` that are live at `now`.
+/// Locks and reads every row of `aors`, expired ones included.
 ///
-/// The AoRs come sorted, so concurrent batches on other registrars take row locks in
-/// the same order. Under READ COMMITTED only the matching index records are locked.
-pub(crate) async fn lock_live(
-    conn: &mut Conn,
-    aors: &[&Aor],
-    now: DbTime,
-) -> Result<Vec<Binding>, SqlError> {
+/// The index is forced: on a small table the optimizer would scan it whole, and a
+/// locking scan waits on (and deadlocks with) rows of other shards' AoRs.
+///
+/// Expired rows are read too so that a binding coming back reuses its row (an UPDATE)
+/// and every other binding is truly new (a plain INSERT): `INSERT ... ON DUPLICATE KEY
+/// UPDATE` would take next-key locks on `ruid` that deadlock concurrent batches. Under
+/// READ COMMITTED only the matching index records are locked, so shards never block
+/// each other.
+pub(crate) async fn lock_aors(conn: &mut Conn, aors: &[&Aor]) -> Result<Vec<Binding>, SqlError> {
     if aors.is_empty() {
         return Ok(Vec::new());
     }
     let aors = padded(aors);
     let sql = format!(
-        "SELECT {BINDING_COLUMNS} FROM location WHERE ({}) AND expires > ? FOR UPDATE",
+        "SELECT {BINDING_COLUMNS} FROM location FORCE INDEX (account_expires_idx) \
+         WHERE {} FOR UPDATE",
         repeat("(username = ? AND domain = ?)", " OR ", aors.len())
     );
-    let mut params: Vec<Value> = Vec::with_capacity(aors.len() * 2 + 1);
+    let mut params: Vec<Value> = Vec::with_capacity(aors.len() * 2);
     for aor in &aors {
         params.push(aor.username.as_str().into());
         params.push(aor.domain.as_str().into());
     }
-    params.push(time_value(now));
     let rows: Vec<Row> = conn.exec(sql, params).await?;
     rows.into_iter().map(binding_from_row).collect()
 }
@@ -135,21 +137,28 @@ pub(crate) async fn select_subscribers(
     rows.into_iter().map(subscriber_from_row).collect()
 }
 
-/// Inserts or refreshes `bindings` by `ruid`, stamping `last_modified = NOW(6)`.
-pub(crate) async fn upsert(conn: &mut Conn, bindings: &[&Binding]) -> Result<(), SqlError> {
-    if bindings.is_empty() {
-        return Ok(());
+/// Inserts new `bindings`, stamping `last_modified = NOW(6)`.
+///
+/// A row with the same `ruid` that appeared since [`lock_aors`] (written by another
+/// registrar, or replicated) fails the statement with 1062, and the batch is run again.
+/// Rows go in statements of power-of-two sizes (13 = 8 + 4 + 1), since a plain INSERT
+/// cannot be padded with repeats.
+pub(crate) async fn insert_new(conn: &mut Conn, bindings: &[&Binding]) -> Result<(), SqlError> {
+    let mut rest = bindings;
+    while !rest.is_empty() {
+        let size = 1usize << rest.len().ilog2();
+        let (now, later) = rest.split_at(size);
+        insert_rows(conn, now).await?;
+        rest = later;
     }
-    let bindings = padded(bindings);
+    Ok(())
+}
+
+/// One INSERT of `bindings`.
+async fn insert_rows(conn: &mut Conn, bindings: &[&Binding]) -> Result<(), SqlError> {
     let sql = format!(
         "INSERT INTO location (ruid, username, domain, contact, received, path, expires, q, \
-         callid, cseq, last_modified, user_agent, socket, instance, reg_id) VALUES {} \
-         ON DUPLICATE KEY UPDATE username = VALUES(username), domain = VALUES(domain), \
-         contact = VALUES(contact), received = VALUES(received), path = VALUES(path), \
-         expires = VALUES(expires), q = VALUES(q), callid = VALUES(callid), \
-         cseq = VALUES(cseq), last_modified = VALUES(last_modified), \
-         user_agent = VALUES(user_agent), socket = VALUES(socket), \
-         instance = VALUES(instance), reg_id = VALUES(reg_id)",
+         callid, cseq, last_modified, user_agent, socket, instance, reg_id) VALUES {}",
         repeat(
             "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NOW(6), ?, ?, ?, ?)",
             ", ",
@@ -157,11 +166,61 @@ pub(crate) async fn upsert(conn: &mut Conn, bindings: &[&Binding]) -> Result<(),
         )
     );
     let mut params: Vec<Value> = Vec::with_capacity(bindings.len() * 14);
-    for b in &bindings {
+    for b in bindings {
         params.extend([
             b.ruid.as_str().into(),
             b.aor.username.as_str().into(),
             b.aor.domain.as_str().into(),
+            b.contact.as_str().into(),
+            b.received.as_deref().into(),
+            b.path.as_deref().into(),
+            time_value(b.expires),
+            Value::Double(f64::from(b.q) / 1000.0),
+            b.call_id.as_str().into(),
+            b.cseq.into(),
+            b.user_agent.as_str().into(),
+            b.socket.as_deref().into(),
+            b.instance.as_deref().into(),
+            b.reg_id.into(),
+        ]);
+    }
+    conn.exec_drop(sql, params).await?;
+    Ok(())
+}
+
+/// Rewrites bindings whose rows exist (they were locked by [`lock_aors`]), stamping
+/// `last_modified = NOW(6)`.
+///
+/// A refresh must not go through `INSERT ... ON DUPLICATE KEY UPDATE`: InnoDB spends
+/// an auto-increment id on every such row even when it ends up updating, and with
+/// refreshes every few minutes the INT `id` would run out within weeks. The new
+/// values travel as a derived table of bound rows, joined first and then to `location`
+/// through `ruid_idx`, so only the rows named are touched.
+pub(crate) async fn update_existing(
+    conn: &mut Conn,
+    bindings: &[&Binding],
+) -> Result<(), SqlError> {
+    if bindings.is_empty() {
+        return Ok(());
+    }
+    let bindings = padded(bindings);
+    let first = "SELECT ? AS ruid, ? AS contact, ? AS received, ? AS path, \
+                 CAST(? AS DATETIME(6)) AS expires, ? AS q, ? AS callid, ? AS cseq, \
+                 ? AS user_agent, ? AS socket, ? AS instance, ? AS reg_id";
+    let rest = " UNION ALL SELECT ?, ?, ?, ?, CAST(? AS DATETIME(6)), ?, ?, ?, ?, ?, ?, ?";
+    let sql = format!(
+        "UPDATE ({first}{}) AS v STRAIGHT_JOIN location AS l FORCE INDEX (ruid_idx) \
+         ON l.ruid = v.ruid \
+         SET l.contact = v.contact, l.received = v.received, l.path = v.path, \
+         l.expires = v.expires, l.q = v.q, l.callid = v.callid, l.cseq = v.cseq, \
+         l.last_modified = NOW(6), l.user_agent = v.user_agent, l.socket = v.socket, \
+         l.instance = v.instance, l.reg_id = v.reg_id",
+        rest.repeat(bindings.len() - 1)
+    );
+    let mut params: Vec<Value> = Vec::with_capacity(bindings.len() * 12);
+    for b in &bindings {
+        params.extend([
+            b.ruid.as_str().into(),
             b.contact.as_str().into(),
             b.received.as_deref().into(),
             b.path.as_deref().into(),
