@@ -210,7 +210,9 @@ impl Endpoint {
     }
 
     /// Sends a request statefully. The caller has already pushed its own Via whose
-    /// branch came from [`new_branch`]. Returns once the request is on the wire.
+    /// branch came from [`new_branch`]. Returns once the request is on the wire; a
+    /// failure of that first send is an error here, later ones are
+    /// [`ClientEvent::TransportError`].
     pub async fn send_request(
         &self,
         request: Message,
