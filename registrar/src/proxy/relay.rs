@@ -747,12 +747,12 @@ mod tests {
 
     /// Starts a proxy over `memory` and returns its address.
     async fn start(memory: Memory) -> SocketAddr {
-        let spec: ListenSpec = match "udp:127.0.0.1:0".parse() {
-            Ok(s) => s,
-            Err(e) => panic!("{e}"),
-        };
+        let specs: Vec<ListenSpec> = ["udp:127.0.0.1:0", "tcp:127.0.0.1:0"]
+            .iter()
+            .map(|s| s.parse().unwrap_or_else(|e| panic!("{e}")))
+            .collect();
         let (transports, inbound) =
-            match Transports::bind(&[spec], TransportOptions::default()).await {
+            match Transports::bind(&specs, TransportOptions::default()).await {
                 Ok(t) => t,
                 Err(e) => panic!("{e}"),
             };
@@ -851,6 +851,51 @@ mod tests {
         let (response, _) = recv(&caller).await;
         assert_eq!(response.status_code(), Some(200));
         assert_eq!(response.vias().count(), 1);
+    }
+
+    #[tokio::test]
+    async fn path_hop_over_tcp_gets_the_request_on_a_connection() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
+            Ok(l) => l,
+            Err(e) => panic!("{e}"),
+        };
+        let hop_port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+        let path = format!("<sip:tok@127.0.0.1:{hop_port};lr;ob;transport=tcp>");
+        let mut memory = Memory::default();
+        memory.bindings.insert(
+            Aor::new("bob", "example.com"),
+            vec![binding("bob", "sip:bob@192.0.2.9:5062", Some(path))],
+        );
+        let proxy = start(memory).await;
+        let caller = socket().await;
+        send(&caller, proxy, &message("bob", &caller)).await;
+
+        let (mut stream, _) = match tokio::time::timeout(WAIT, listener.accept()).await {
+            Ok(Ok(accepted)) => accepted,
+            other => panic!("no connection: {other:?}"),
+        };
+        let mut buf = Vec::new();
+        let request = loop {
+            let mut chunk = [0u8; 4096];
+            let n = match tokio::time::timeout(WAIT, stream.read(&mut chunk)).await {
+                Ok(Ok(n)) if n > 0 => n,
+                other => panic!("connection ended: {other:?}"),
+            };
+            buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+            if let Ok(m) = Message::parse(Bytes::from(buf.clone()), &Limits::default()) {
+                break m;
+            }
+        };
+        let top = request.top_via().map(|v| v.transport.to_owned()).ok();
+        assert_eq!(top.as_deref(), Some("TCP"));
+        let ok = response_to(&request, 200, "OK", Some("phone")).build();
+        if let Err(e) = stream.write_all(&ok).await {
+            panic!("{e}");
+        }
+        let (response, _) = recv(&caller).await;
+        assert_eq!(response.status_code(), Some(200));
     }
 
     #[tokio::test]
