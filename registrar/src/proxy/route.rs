@@ -228,17 +228,11 @@ pub fn decide(request: &Message, policy: &RoutePolicy) -> Decision {
     if uri.scheme == Scheme::Tel {
         return reject(policy.refuse_code, refuse_reason(policy.refuse_code));
     }
-    let served = match uri.host {
-        Host::Name(name) => policy.serves(name),
-        _ => policy.own.is_own(&uri),
-    };
-    if !served && !policy.own.is_own(&uri) {
-        return reject(policy.refuse_code, refuse_reason(policy.refuse_code));
-    }
+    let served = matches!(uri.host, Host::Name(name) if policy.serves(name));
     match (uri.user, aor_of(&uri)) {
         (Some(_), Some(aor)) if served => Decision::Lookup { pop, aor },
-        (None, _) => Decision::Local,
-        // A user at one of our IP addresses: not a served domain.
+        (None, _) if served || policy.own.is_own(&uri) => Decision::Local,
+        // A foreign domain, or a user at one of our addresses (not a served domain).
         _ => reject(policy.refuse_code, refuse_reason(policy.refuse_code)),
     }
 }
@@ -543,6 +537,13 @@ mod tests {
         assert_eq!(
             decide(&invite("sip:10.0.0.5", ""), &policy()),
             Decision::Local
+        );
+        assert_eq!(
+            decide(&invite("sip:bob@10.0.0.5", ""), &policy()),
+            Decision::Reject {
+                code: 403,
+                reason: "Forbidden"
+            }
         );
         assert_eq!(
             decide(&invite("sip:example.com", ""), &policy()),
