@@ -25,6 +25,9 @@ pub struct AuthPolicy {
     pub enabled: bool,
     /// Sources never challenged (carriers, PBXs).
     pub trusted: Vec<IpNet>,
+    /// The edge proxies' networks: behind them, the caller is the address the edge
+    /// stamped on the Via below its own.
+    pub edges: Vec<IpNet>,
     /// The algorithms offered, one challenge each, in this order.
     pub algorithms: Vec<Algorithm>,
     /// How long a nonce stays fresh.
@@ -42,14 +45,33 @@ pub enum Need {
     Caller(Aor),
 }
 
-/// Decides whether a request from `source` must be authenticated.
+/// The address the request came from before any edge: for a request from an edge,
+/// the `received` (else the sent-by IP) of the Via right below the edge's, which the
+/// edge checked (RFC 3581); otherwise `source`. `None` when that Via is missing or
+/// names no address.
+///
+/// Vias further down are written by the caller and prove nothing.
+pub fn caller_ip(request: &Message, source: IpAddr, policy: &AuthPolicy) -> Option<IpAddr> {
+    if !policy.edges.iter().any(|net| net.contains(&source)) {
+        return Some(source);
+    }
+    let via = request.vias().nth(1)?.ok()?;
+    via.received().or_else(|| via.sent_by().host.ip())
+}
+
+/// Decides whether a request from `source` (the peer's address) must be authenticated.
 pub fn need(
     request: &Message,
     source: IpAddr,
     policy: &AuthPolicy,
     serves: impl Fn(&str) -> bool,
 ) -> Need {
-    if !policy.enabled || policy.trusted.iter().any(|net| net.contains(&source)) {
+    if !policy.enabled {
+        return Need::Exempt;
+    }
+    let trusted = caller_ip(request, source, policy)
+        .is_some_and(|ip| policy.trusted.iter().any(|net| net.contains(&ip)));
+    if trusted {
         return Need::Exempt;
     }
     let Ok(from) = request.from_header() else {
@@ -189,6 +211,7 @@ mod tests {
         AuthPolicy {
             enabled: true,
             trusted: vec!["192.0.2.0/24".parse().unwrap_or_else(|e| panic!("{e}"))],
+            edges: vec!["10.0.0.0/24".parse().unwrap_or_else(|e| panic!("{e}"))],
             algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
             nonce_max_age: Duration::from_secs(300),
             nonces: NonceKey::new(b"0123456789abcdef0123456789abcdef"),
@@ -206,12 +229,16 @@ mod tests {
     }
 
     fn request(from_user: &str, auth: Option<String>) -> Message {
+        request_via(from_user, auth, "")
+    }
+
+    fn request_via(from_user: &str, auth: Option<String>, below: &str) -> Message {
         let auth = auth
             .map(|a| format!("Proxy-Authorization: {a}\r\n"))
             .unwrap_or_default();
         let text = format!(
             "INVITE sip:bob@example.com SIP/2.0\r\n\
-             Via: SIP/2.0/UDP 10.0.0.9;branch=z9hG4bK1\r\n\
+             Via: SIP/2.0/UDP 10.0.0.9;branch=z9hG4bK1\r\n{below}\
              From: <sip:{from_user}@example.com>;tag=1\r\n\
              To: <sip:bob@example.com>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n{auth}\
              Content-Length: 0\r\n\r\n"
@@ -277,6 +304,30 @@ mod tests {
             ),
             Need::Exempt
         );
+    }
+
+    #[test]
+    fn behind_an_edge_the_stamped_via_decides_trust() {
+        let p = policy();
+        let edge: IpAddr = "10.0.0.1".parse().unwrap_or_else(|e| panic!("{e}"));
+        let alice = Need::Caller(Aor::new("alice", "example.com"));
+        // A carrier behind the edge: the edge stamped its address.
+        let r = request_via(
+            "alice",
+            None,
+            "Via: SIP/2.0/UDP sbc.carrier;branch=z9hG4bK2;received=192.0.2.7\r\n",
+        );
+        assert_eq!(need(&r, edge, &p, serves), Need::Exempt);
+        // A phone forging a carrier Via below its own gains nothing.
+        let r = request_via(
+            "alice",
+            None,
+            "Via: SIP/2.0/UDP 198.51.100.4;branch=z9hG4bK2\r\n\
+             Via: SIP/2.0/UDP 192.0.2.7;branch=z9hG4bK3\r\n",
+        );
+        assert_eq!(need(&r, edge, &p, serves), alice);
+        // No Via below the edge's: nothing to trust.
+        assert_eq!(need(&request("alice", None), edge, &p, serves), alice);
     }
 
     #[test]

@@ -108,6 +108,9 @@ pub struct ProxyConfig {
     pub authenticate: bool,
     /// Networks whose requests are never challenged (carriers, PBXs).
     pub trusted_peers: Vec<IpNet>,
+    /// The edge proxies' networks. A request from an edge is judged by the address the
+    /// edge stamped on the caller's Via, not by the edge's own.
+    pub edge_networks: Vec<IpNet>,
     /// Digest algorithms offered, in order of preference (`SHA-256`, `MD5`).
     pub algorithms: Vec<String>,
     /// How long a nonce stays fresh, in seconds.
@@ -128,6 +131,7 @@ impl Default for ProxyConfig {
             refuse_code: 403,
             authenticate: true,
             trusted_peers: Vec::new(),
+            edge_networks: Vec::new(),
             algorithms: vec!["SHA-256".into(), "MD5".into()],
             nonce_max_age_secs: 300,
             timer_c_secs: 180,

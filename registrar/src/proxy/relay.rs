@@ -118,6 +118,7 @@ impl<L: Locations> Proxy<L> {
         let auth = AuthPolicy {
             enabled: config.authenticate,
             trusted: config.trusted_peers.clone(),
+            edges: config.edge_networks.clone(),
             algorithms: config.digest_algorithms()?,
             nonce_max_age: Duration::from_secs(config.nonce_max_age_secs),
             nonces: NonceKey::new(nonce_secret),
