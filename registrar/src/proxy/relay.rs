@@ -287,7 +287,7 @@ impl<L: Locations> Proxy<L> {
         }
         // Our credentials are spent here; they mean nothing downstream.
         request.remove_header(&HeaderName::ProxyAuthorization);
-        let loop_key = route::loop_key(&request);
+        let loop_key = route::loop_key(&request, &s.route.own);
         let original = request;
 
         let mut fork: Fork<Message> = Fork::new(invite, groups, s.timer_c);

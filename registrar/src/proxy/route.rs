@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 
 use hasip::sip::name_addr::parse_name_addr_list;
 use hasip::sip::uri::{Host, Scheme, Uri};
-use hasip::sip::{HeaderName, Message, Method};
+use hasip::sip::{Message, Method};
 use hasip::transport::Transport;
 use sha2::{Digest, Sha256};
 
@@ -250,8 +250,10 @@ fn refuse_reason(code: u16) -> &'static str {
 }
 
 /// The key of a request for loop detection (RFC 3261 section 16.6 step 8): a hash of
-/// the fields a spiral changes, carried in our Via branch after a dot.
-pub fn loop_key(request: &Message) -> String {
+/// the fields a spiral changes, carried in our Via branch after a dot. Leading Route
+/// values naming this registrar are left out, so the key is the same whether taken
+/// before or after they are popped.
+pub fn loop_key(request: &Message, own: &OwnAddrs) -> String {
     let mut hash = Sha256::new();
     hash.update(request.request_uri().unwrap_or_default().as_bytes());
     hash.update(b"\0");
@@ -269,8 +271,14 @@ pub fn loop_key(request: &Message) -> String {
         hash.update(cseq.seq.to_string().as_bytes());
     }
     hash.update(b"\0");
-    for route in request.header_values(&HeaderName::Route) {
-        hash.update(route.as_bytes());
+    let routes = request
+        .routes()
+        .skip_while(|r| r.as_ref().is_ok_and(|r| own.is_own(&r.uri)));
+    for route in routes {
+        match route {
+            Ok(r) => hash.update(r.to_string().as_bytes()),
+            Err(_) => hash.update(b"?"),
+        }
         hash.update(b",");
     }
     let digest = hash.finalize();
@@ -291,7 +299,7 @@ pub fn is_loop(request: &Message, own: &OwnAddrs) -> bool {
         let Some((_, carried)) = via.branch().and_then(|b| b.rsplit_once('.')) else {
             continue;
         };
-        let key = key.get_or_insert_with(|| loop_key(request));
+        let key = key.get_or_insert_with(|| loop_key(request, own));
         if carried.eq_ignore_ascii_case(key) {
             return true;
         }
@@ -553,13 +561,17 @@ mod tests {
 
     #[test]
     fn loop_is_detected_by_our_via_and_key() {
+        let own = policy().own;
         let base = invite("sip:bob@example.com", "");
-        let key = loop_key(&base);
+        let key = loop_key(&base, &own);
         let looped = invite(
             "sip:bob@example.com",
-            &format!("Via: SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bKab12.{key}\n"),
+            &format!(
+                "Via: SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bKab12.{key}\n\
+                 Route: <sip:10.0.0.5;lr>\n"
+            ),
         );
-        assert_eq!(loop_key(&looped), key);
+        assert_eq!(loop_key(&looped, &own), key);
         assert!(is_loop(&looped, &policy().own));
         assert_eq!(
             decide(&looped, &policy()),
