@@ -34,6 +34,9 @@ async fn calls_through_the_home_proxy() -> anyhow::Result<()> {
     two_bindings_ring_both_one_answers_the_other_is_cancelled(&ctx)
         .await
         .context("two bindings ring both")?;
+    q_groups_are_tried_one_after_the_other(&ctx)
+        .await
+        .context("sequential q groups")?;
     caller_cancel_reaches_the_ringing_phone(&ctx)
         .await
         .context("caller CANCEL")?;
@@ -318,4 +321,40 @@ async fn binding_back_to_the_registrar_is_a_loop(ctx: &Ctx) -> anyhow::Result<()
     )?
     .success()
     .await
+}
+
+async fn q_groups_are_tried_one_after_the_other(ctx: &Ctx) -> anyhow::Result<()> {
+    // q=1.0 is busy; only then does the q=0.5 phone ring, and it answers.
+    let ports = free_ports(2)?;
+    let (busy_port, answer_port) = (ports[0], ports[1]);
+    let busy = Sipp::phone("lena-busy", &ctx.logs, "phone_busy.xml", busy_port).await?;
+    let answer = Sipp::phone("lena-answers", &ctx.logs, "phone_answer.xml", answer_port).await?;
+    for (port, q, call_id) in [
+        (busy_port, 1000, "lena-desk"),
+        (answer_port, 500, "lena-mobile"),
+    ] {
+        register(
+            &ctx.store,
+            Reg {
+                user: "lena",
+                contact: format!("sip:lena@127.0.0.1:{port}"),
+                path: None,
+                q: Some(q),
+                call_id,
+                received: None,
+            },
+        )
+        .await?;
+    }
+    let caller = Sipp::caller(
+        "lena-caller",
+        &ctx.logs,
+        "caller_answered.xml",
+        ctx.registrar.addr,
+        "lena",
+        &[],
+    )?;
+    caller.success().await?;
+    busy.success().await?;
+    answer.success().await
 }
