@@ -1,6 +1,9 @@
 //! The home proxy over real sockets against the MariaDB pair, with sipp as caller and
-//! as registered phones: forking, CANCEL, Timer C, 404/480, MESSAGE, and the Route set
-//! the first Path hop receives. One pair serves every step; each step has its own user.
+//! as registered phones (scenarios in tests/sipp): parallel forking with the loser
+//! cancelled, sequential q groups, caller CANCEL, Timer C ending in 408, 404 and 480,
+//! MESSAGE, the Route set the first Path hop receives, RFC 5626 alternate flows on 430,
+//! loose routing and the refusal of foreign domains, and loop detection (482). One pair
+//! serves every step; each step has its own user.
 
 mod proxy_support;
 
