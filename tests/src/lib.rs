@@ -1,1 +1,21 @@
-//! (to be written)
+//! hasip-tests: the one shared harness of the cross-component tests.
+//!
+//! - [`mariadb_pair`]: a throw-away MariaDB master-master pair (GTID replication
+//!   both ways, durable settings, schema and users applied): what registrar,
+//!   dbsync and whole-stack tests run against.
+//! - [`mariadb_server`]: one `mariadbd` process of the pair: free port, data
+//!   dir, stop / kill / restart, and query helpers with bound parameters.
+//! - [`mariadb_template`]: the initialised data dir servers start from, built
+//!   once by `mariadb-install-db` and cached, then copied per server.
+//! - [`sql`]: running the repository's `sql/` files (statement splitting,
+//!   placeholder substitution with safe quoting).
+//!
+//! The tests themselves live in `tests/tests/`.
+
+pub mod mariadb_pair;
+pub mod mariadb_server;
+pub mod mariadb_template;
+pub mod sql;
+
+pub use mariadb_pair::MariaDbPair;
+pub use mariadb_server::{MariaDbServer, SlaveStatus};
