@@ -178,13 +178,17 @@ pub(crate) fn known_index(name: &[u8]) -> u8 {
         19 => &[19, 22, 40],
         _ => return OTHER_INDEX,
     };
+    let first = name.first().map_or(0, u8::to_ascii_lowercase);
     candidates
         .iter()
         .copied()
         .find(|&i| {
-            KNOWN
-                .get(usize::from(i))
-                .is_some_and(|k| k.as_str().as_bytes().eq_ignore_ascii_case(name))
+            KNOWN.get(usize::from(i)).is_some_and(|k| {
+                let known = k.as_str().as_bytes();
+                // The first letter rules out most candidates without a full comparison.
+                known.first().map(u8::to_ascii_lowercase) == Some(first)
+                    && known.eq_ignore_ascii_case(name)
+            })
         })
         .unwrap_or(OTHER_INDEX)
 }

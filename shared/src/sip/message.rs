@@ -119,13 +119,24 @@ pub struct Message {
 
 const SIP_VERSION: &str = "SIP/2.0";
 
-/// `token` characters (RFC 3261 section 25.1).
+/// `token` characters (RFC 3261 section 25.1), as a table: names are checked byte by byte.
+const TOKEN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+            );
+        b += 1;
+    }
+    table
+};
+
 fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
-        )
+    TOKEN[usize::from(b)]
 }
 
 fn is_lws_byte(b: u8) -> bool {
@@ -159,29 +170,24 @@ fn has_quoted_strings(index: u8) -> bool {
 
 /// Refuses a value with an unclosed `quoted-string` (RFC 3261 section 25.1).
 fn check_quotes(value: &[u8]) -> Result<(), ParseError> {
-    let Some(first) = memchr(b'"', value) else {
-        return Ok(());
-    };
-    let mut in_quotes = false;
-    let mut escaped = false;
-    for &b in value.get(first..).unwrap_or_default() {
-        if in_quotes {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_quotes = false;
+    // Jump from quote to quote (and over escapes inside quotes) instead of walking bytes.
+    let mut at = 0;
+    while let Some(open) = value.get(at..).and_then(|rest| memchr(b'"', rest)) {
+        at += open + 1;
+        loop {
+            let rest = value.get(at..).unwrap_or_default();
+            match memchr::memchr2(b'"', b'\\', rest) {
+                None => return Err(ParseError::UnterminatedQuote),
+                Some(i) if rest.get(i) == Some(&b'"') => {
+                    at += i + 1;
+                    break;
+                }
+                // A quoted-pair: skip the backslash and the character it escapes.
+                Some(i) => at += i + 2,
             }
-        } else if b == b'"' {
-            in_quotes = true;
         }
     }
-    if in_quotes {
-        Err(ParseError::UnterminatedQuote)
-    } else {
-        Ok(())
-    }
+    Ok(())
 }
 
 /// Refuses a `%` not followed by two hex digits (RFC 3261 section 25.1 `escaped`).
@@ -431,13 +437,10 @@ impl Message {
         }
 
         let msg_len = match content_length {
-            Some(n) => {
-                let end = body_start
-                    .checked_add(n)
-                    .filter(|&end| end <= buf.len())
-                    .ok_or(ParseError::ContentLengthMismatch)?;
-                end
-            }
+            Some(n) => body_start
+                .checked_add(n)
+                .filter(|&end| end <= buf.len())
+                .ok_or(ParseError::ContentLengthMismatch)?,
             None => buf.len(),
         };
         let body = buf.slice(body_start..msg_len);
