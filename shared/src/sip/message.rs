@@ -8,6 +8,7 @@
 
 use std::fmt::Write as _;
 use std::ops::Range;
+use std::sync::LazyLock;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use bytestring::ByteString;
@@ -118,6 +119,10 @@ pub struct Message {
 }
 
 const SIP_VERSION: &str = "SIP/2.0";
+
+/// Built once: building a memmem searcher costs more than searching a short header section.
+static END_OF_HEADERS: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(b"\r\n\r\n"));
 
 /// `token` characters (RFC 3261 section 25.1), as a table: names are checked byte by byte.
 const TOKEN: [bool; 256] = {
@@ -335,7 +340,7 @@ impl Message {
         if buf.len() > limits.max_message_size || u32::try_from(buf.len()).is_err() {
             return Err(ParseError::TooLarge);
         }
-        let blank = memmem::find(&buf, b"\r\n\r\n").ok_or(ParseError::MissingCrlf)?;
+        let blank = END_OF_HEADERS.find(&buf).ok_or(ParseError::MissingCrlf)?;
         // End of the last header line with its CRLF, and start of the body.
         let head_end = blank + 2;
         let body_start = blank + 4;
