@@ -120,6 +120,9 @@ pub struct Message {
 
 const SIP_VERSION: &str = "SIP/2.0";
 
+/// `HeaderName::ContentLength.index()`, checked on every header line.
+const CONTENT_LENGTH: u8 = 9;
+
 /// Built once: building a memmem searcher costs more than searching a short header section.
 static END_OF_HEADERS: LazyLock<memmem::Finder<'static>> =
     LazyLock::new(|| memmem::Finder::new(b"\r\n\r\n"));
@@ -423,7 +426,7 @@ impl Message {
             let value = bytes.get(value_start..value_end).unwrap_or_default();
 
             let index = known_index(name);
-            if index == HeaderName::ContentLength.index() {
+            if index == CONTENT_LENGTH {
                 let value = text.get(value_start..value_end).unwrap_or_default();
                 let n = parse_content_length(value)?;
                 if content_length.is_some_and(|seen| seen != n) {
@@ -1282,6 +1285,11 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(again.header(&H::MaxForwards), Some("69"));
         assert_eq!(again.header(&H::Path), Some("<sip:tok@edge;lr;ob>"));
+    }
+
+    #[test]
+    fn content_length_index_constant() {
+        assert_eq!(HeaderName::ContentLength.index(), CONTENT_LENGTH);
     }
 
     #[test]
