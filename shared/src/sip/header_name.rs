@@ -148,46 +148,151 @@ const KNOWN: [HeaderName<'static>; 42] = [
 /// The index `index()` gives to `Other` names.
 pub(crate) const OTHER_INDEX: u8 = u8::MAX;
 
-/// Classifies raw name bytes into a `KNOWN` index (or `OTHER_INDEX`); this runs once per
-/// header line, so candidates are picked by length and compared once or twice.
+/// Classifies raw name bytes into a `KNOWN` index (or `OTHER_INDEX`). This runs once per
+/// header line, so length and first letter pick (nearly always) one candidate, which is
+/// then compared once.
 pub(crate) fn known_index(name: &[u8]) -> u8 {
-    // Indices into KNOWN, grouped by name length.
-    let candidates: &[u8] = match name.len() {
-        1 => {
-            return name
-                .first()
-                .and_then(|l| HeaderName::from_compact(*l))
-                .map_or(OTHER_INDEX, |h| h.index())
-        }
-        2 => &[2],
-        3 => &[0],
-        4 => &[1, 4, 11, 26],
-        5 => &[12, 25, 27],
-        6 => &[24],
-        7 => &[3, 5, 6, 15, 28, 32],
-        8 => &[34, 37],
-        9 => &[14, 31],
-        10 => &[23],
-        11 => &[7, 17, 30, 35],
-        12 => &[8, 10, 13, 33],
-        13 => &[16, 18, 41],
-        14 => &[9, 38, 39],
-        15 => &[36],
-        16 => &[20, 29],
-        18 => &[21],
-        19 => &[19, 22, 40],
+    let Some(&first) = name.first() else {
+        return OTHER_INDEX;
+    };
+    let first = first.to_ascii_lowercase();
+    let candidates: &[u8] = match (name.len(), first) {
+        (1, letter) => return compact_index(letter),
+        (2, b't') => &[2],
+        (3, b'v') => &[0],
+        (4, b'f') => &[1],
+        (4, b'c') => &[4],
+        (4, b'p') => &[11],
+        (4, b'd') => &[26],
+        (5, b'r') => &[12],
+        (5, b'a') => &[25],
+        (5, b'e') => &[27],
+        (6, b's') => &[24],
+        (7, b'c') => &[3, 5],
+        (7, b'e') => &[6],
+        (7, b'r') => &[15],
+        (7, b's') => &[28],
+        (7, b'w') => &[32],
+        (8, b'r') => &[34],
+        (8, b'i') => &[37],
+        (9, b's') => &[14],
+        (9, b't') => &[31],
+        (10, b'u') => &[23],
+        (11, b'm') => &[7],
+        (11, b'u') => &[17],
+        (11, b'r') => &[30, 35],
+        (12, b'm') => &[8],
+        (12, b'c') => &[10],
+        (12, b'r') => &[13],
+        (12, b'a') => &[33],
+        (13, b'p') => &[16],
+        (13, b'a') => &[18],
+        (13, b'i') => &[41],
+        (14, b'c') => &[9],
+        (14, b'a') => &[38],
+        (14, b'r') => &[39],
+        (15, b's') => &[36],
+        (16, b'w') => &[20],
+        (16, b'c') => &[29],
+        (18, b'p') => &[21],
+        (19, b'p') => &[19],
+        (19, b'a') => &[22],
+        (19, b'r') => &[40],
         _ => return OTHER_INDEX,
     };
     candidates
         .iter()
         .copied()
         .find(|&i| {
-            KNOWN
+            NAMES
                 .get(usize::from(i))
-                .is_some_and(|k| k.as_str().as_bytes().eq_ignore_ascii_case(name))
+                .is_some_and(|known| same_name(known.as_bytes(), name))
         })
         .unwrap_or(OTHER_INDEX)
 }
+
+/// Case-insensitive comparison of a canonical name with received bytes; most senders use
+/// the canonical case, so an exact byte match is tried first.
+fn same_name(canonical: &[u8], name: &[u8]) -> bool {
+    canonical.len() == name.len()
+        && canonical
+            .iter()
+            .zip(name)
+            .all(|(&k, &n)| k == n || (k.is_ascii_alphabetic() && k ^ 0x20 == n))
+}
+
+/// The `KNOWN` index of a compact form letter (RFC 3261 section 7.3.3 and later RFCs).
+fn compact_index(letter: u8) -> u8 {
+    match letter.to_ascii_lowercase() {
+        b'v' => 0,
+        b'f' => 1,
+        b't' => 2,
+        b'i' => 3,
+        b'm' => 5,
+        b'l' => 9,
+        b'c' => 10,
+        b'k' => 14,
+        b'o' => 27,
+        b's' => 28,
+        b'e' => 29,
+        b'u' => 33,
+        b'r' => 34,
+        b'b' => 35,
+        b'x' => 36,
+        b'y' => 37,
+        b'a' => 38,
+        b'j' => 39,
+        b'd' => 40,
+        b'n' => 41,
+        _ => OTHER_INDEX,
+    }
+}
+
+/// Canonical spellings in `KNOWN` order.
+const NAMES: [&str; 42] = [
+    "Via",
+    "From",
+    "To",
+    "Call-ID",
+    "CSeq",
+    "Contact",
+    "Expires",
+    "Min-Expires",
+    "Max-Forwards",
+    "Content-Length",
+    "Content-Type",
+    "Path",
+    "Route",
+    "Record-Route",
+    "Supported",
+    "Require",
+    "Proxy-Require",
+    "Unsupported",
+    "Authorization",
+    "Proxy-Authorization",
+    "WWW-Authenticate",
+    "Proxy-Authenticate",
+    "Authentication-Info",
+    "User-Agent",
+    "Server",
+    "Allow",
+    "Date",
+    "Event",
+    "Subject",
+    "Content-Encoding",
+    "Retry-After",
+    "Timestamp",
+    "Warning",
+    "Allow-Events",
+    "Refer-To",
+    "Referred-By",
+    "Session-Expires",
+    "Identity",
+    "Accept-Contact",
+    "Reject-Contact",
+    "Request-Disposition",
+    "Identity-Info",
+];
 
 impl<'a> HeaderName<'a> {
     /// Classifies a header name: case-insensitive, compact forms map to the full name.
@@ -314,12 +419,49 @@ impl<'a> HeaderName<'a> {
     /// Position in the known-name table, or `OTHER_INDEX` for `Other`.
     pub(crate) fn index(&self) -> u8 {
         match self {
+            H::Via => 0,
+            H::From => 1,
+            H::To => 2,
+            H::CallId => 3,
+            H::CSeq => 4,
+            H::Contact => 5,
+            H::Expires => 6,
+            H::MinExpires => 7,
+            H::MaxForwards => 8,
+            H::ContentLength => 9,
+            H::ContentType => 10,
+            H::Path => 11,
+            H::Route => 12,
+            H::RecordRoute => 13,
+            H::Supported => 14,
+            H::Require => 15,
+            H::ProxyRequire => 16,
+            H::Unsupported => 17,
+            H::Authorization => 18,
+            H::ProxyAuthorization => 19,
+            H::WwwAuthenticate => 20,
+            H::ProxyAuthenticate => 21,
+            H::AuthenticationInfo => 22,
+            H::UserAgent => 23,
+            H::Server => 24,
+            H::Allow => 25,
+            H::Date => 26,
+            H::Event => 27,
+            H::Subject => 28,
+            H::ContentEncoding => 29,
+            H::RetryAfter => 30,
+            H::Timestamp => 31,
+            H::Warning => 32,
+            H::AllowEvents => 33,
+            H::ReferTo => 34,
+            H::ReferredBy => 35,
+            H::SessionExpires => 36,
+            H::Identity => 37,
+            H::AcceptContact => 38,
+            H::RejectContact => 39,
+            H::RequestDisposition => 40,
+            H::IdentityInfo => 41,
             H::Other(name) => known_index(name.as_bytes()),
-            known => KNOWN
-                .iter()
-                .position(|k| std::mem::discriminant(k) == std::mem::discriminant(known))
-                .and_then(|i| u8::try_from(i).ok())
-                .unwrap_or(OTHER_INDEX),
         }
     }
 
@@ -359,6 +501,25 @@ mod tests {
             assert_eq!(HeaderName::parse(&upper), known, "{upper}");
             let lower = name.to_ascii_lowercase();
             assert_eq!(HeaderName::parse(&lower), known, "{lower}");
+        }
+    }
+
+    #[test]
+    fn names_table_matches_as_str_and_compact_letters() {
+        for (i, known) in KNOWN.iter().enumerate() {
+            assert_eq!(NAMES.get(i).copied(), Some(known.as_str()));
+            if let Some(letter) = known.compact() {
+                assert_eq!(usize::from(compact_index(letter as u8)), i, "{known}");
+            }
+        }
+        for letter in b'a'..=b'z' {
+            let by_table = HeaderName::from_index(compact_index(letter));
+            assert_eq!(
+                by_table,
+                HeaderName::from_compact(letter),
+                "{}",
+                letter as char
+            );
         }
     }
 
