@@ -20,6 +20,7 @@ use nom::{IResult, Parser};
 
 use super::header_name::{known_index, HeaderName, OTHER_INDEX};
 use super::method::Method;
+use super::text::first_separator;
 use super::writer::{write_header, write_request_line};
 use super::{Limits, ParseError};
 
@@ -210,33 +211,6 @@ fn check_escapes(uri: &[u8]) -> Result<(), ParseError> {
         from = pct + 3;
     }
     Ok(())
-}
-
-/// Offset of the first comma that separates values: not inside a quoted string or `<...>`.
-fn first_separator(value: &str) -> Option<usize> {
-    let mut in_quotes = false;
-    let mut escaped = false;
-    let mut in_angle = false;
-    for (i, b) in value.bytes().enumerate() {
-        if in_quotes {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_quotes = false;
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_quotes = true,
-            b'<' => in_angle = true,
-            b'>' => in_angle = false,
-            b',' if !in_angle => return Some(i),
-            _ => {}
-        }
-    }
-    None
 }
 
 /// `1*DIGIT` as a number; `None` if not digits or too large.
@@ -1290,13 +1264,5 @@ mod tests {
     #[test]
     fn content_length_index_constant() {
         assert_eq!(HeaderName::ContentLength.index(), CONTENT_LENGTH);
-    }
-
-    #[test]
-    fn separator_helper() {
-        assert_eq!(first_separator("a, b"), Some(1));
-        assert_eq!(first_separator("\"a,\\\"b\" <sip:x,y>, c"), Some(17));
-        assert_eq!(first_separator("\"unterminated, x"), None);
-        assert_eq!(first_separator("plain"), None);
     }
 }

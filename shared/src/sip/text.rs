@@ -291,32 +291,42 @@ impl<'a> Iterator for SplitCommas<'a> {
 
     fn next(&mut self) -> Option<&'a str> {
         let s = self.rest?;
-        let b = s.as_bytes();
-        let mut i = 0;
-        let mut in_angle = false;
-        while let Some(&c) = b.get(i) {
-            match c {
-                b'"' => match quoted_len(s.get(i..).unwrap_or("")) {
-                    Ok((n, _)) => {
-                        i += n;
-                        continue;
-                    }
-                    // Unterminated: the rest is one element, its parser reports it.
-                    Err(_) => break,
-                },
-                b'<' => in_angle = true,
-                b'>' => in_angle = false,
-                b',' if !in_angle => {
-                    self.rest = s.get(i + 1..);
-                    return Some(trim_lws(s.get(..i).unwrap_or("")));
-                }
-                _ => {}
+        match first_separator(s) {
+            Some(comma) => {
+                self.rest = s.get(comma + 1..);
+                Some(trim_lws(s.get(..comma).unwrap_or("")))
             }
-            i += 1;
+            None => {
+                self.rest = None;
+                Some(trim_lws(s))
+            }
         }
-        self.rest = None;
-        Some(trim_lws(s))
     }
+}
+
+/// Offset of the first comma that separates values: not inside a quoted string or
+/// `<...>`. An unterminated quoted string runs to the end, so its parser reports it.
+pub fn first_separator(s: &str) -> Option<usize> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    let mut in_angle = false;
+    while let Some(&c) = b.get(i) {
+        match c {
+            b'"' => match quoted_len(s.get(i..).unwrap_or("")) {
+                Ok((n, _)) => {
+                    i += n;
+                    continue;
+                }
+                Err(_) => return None,
+            },
+            b'<' => in_angle = true,
+            b'>' => in_angle = false,
+            b',' if !in_angle => return Some(i),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 #[cfg(test)]
@@ -436,6 +446,14 @@ mod tests {
             v,
             [r#""Doe, John" <sip:j@x;a=1,2>;q=1"#, "<sip:b@y>", "sip:c@z"]
         );
+    }
+
+    #[test]
+    fn first_separator_skips_quotes_and_angles() {
+        assert_eq!(first_separator("a, b"), Some(1));
+        assert_eq!(first_separator("\"a,\\\"b\" <sip:x,y>, c"), Some(17));
+        assert_eq!(first_separator("\"unterminated, x"), None);
+        assert_eq!(first_separator("plain"), None);
     }
 
     #[test]
