@@ -4,7 +4,10 @@
 //!
 //! - [`server`]: the tokio shell. It binds the public sockets and the internal socket
 //!   toward the core, answers STUN on the UDP ports, applies [`pike`] protection, and
-//!   hands each SIP request and response to the proxy logic.
+//!   runs the transaction layer, the registrar probes and the NAT keepalives.
+//! - `proxy` (private): the stateful proxy on the transaction layer: what happens to
+//!   each request, the forwarding loop with failover along the ring, ACKs and stray
+//!   responses.
 //! - [`nat`]: decides whether a phone is behind NAT.
 //! - [`route`]: this edge's addresses, the Path and Record-Route values with their flow
 //!   token, and where a request whose Route names this edge goes.
@@ -23,6 +26,7 @@ pub mod flows;
 pub mod health;
 pub mod nat;
 pub mod pike;
+mod proxy;
 pub mod ring;
 pub mod route;
 pub mod server;
