@@ -419,6 +419,7 @@ impl Proxy {
                 }
                 tried.push(index);
             }
+            tracing::debug!(?target, method, "forwarding");
             let mut out = request.clone();
             out.push_via(&self.via_for(&target));
             let mut client = match self.endpoint.send_request(out, target).await {
@@ -495,6 +496,7 @@ impl Proxy {
                     }
                 }
             };
+            tracing::debug!(?target, timeout = matches!(failed, Failed::Timeout), "attempt failed");
             match (registrar, failed) {
                 (Some(index), failed) => {
                     if matches!(failed, Failed::Unavailable) {
