@@ -148,7 +148,11 @@ impl Default for ProtectionConfig {
             window_ms: pike.window_ms,
             block_ms: pike.block_ms,
             max_sources: pike.max_sources,
-            user_agent_deny: vec!["friendly-scanner".into(), "sipvicious".into(), "sipcli".into()],
+            user_agent_deny: vec![
+                "friendly-scanner".into(),
+                "sipvicious".into(),
+                "sipcli".into(),
+            ],
         }
     }
 }

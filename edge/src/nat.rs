@@ -141,10 +141,16 @@ mod tests {
             "fd00::1",
             "fe80::1",
         ] {
-            assert!(is_private(ip.parse().unwrap_or(IpAddr::from([8, 8, 8, 8]))), "{ip}");
+            assert!(
+                is_private(ip.parse().unwrap_or(IpAddr::from([8, 8, 8, 8]))),
+                "{ip}"
+            );
         }
         for ip in ["8.8.8.8", "172.32.0.1", "100.128.0.1", "2001:db8::1"] {
-            assert!(!is_private(ip.parse().unwrap_or(IpAddr::from([10, 0, 0, 1]))), "{ip}");
+            assert!(
+                !is_private(ip.parse().unwrap_or(IpAddr::from([10, 0, 0, 1]))),
+                "{ip}"
+            );
         }
     }
 }

@@ -78,8 +78,7 @@ impl Pike {
             return Verdict::Allow;
         }
         let window = self.window();
-        if !self.sources.contains_key(&ip) && self.sources.len() >= self.config.max_sources.max(1)
-        {
+        if !self.sources.contains_key(&ip) && self.sources.len() >= self.config.max_sources.max(1) {
             self.make_room(now);
         }
         let source = self.sources.entry(ip).or_insert(Source {
@@ -112,8 +111,7 @@ impl Pike {
     fn make_room(&mut self, now: Instant) {
         let window = self.window();
         let before = self.sources.len();
-        self.sources
-            .retain(|_, s| !is_stale(s, now, window));
+        self.sources.retain(|_, s| !is_stale(s, now, window));
         if self.sources.len() < before {
             return;
         }
@@ -178,6 +176,29 @@ pub fn user_agent_denied(user_agent: &str, deny: &[String]) -> bool {
     })
 }
 
+/// The User-Agent value in a message's raw bytes, found without a full parse so that
+/// a scanner costs the edge as little as possible. Only the header section is searched.
+pub fn raw_user_agent(data: &[u8]) -> Option<&str> {
+    const NAME: &[u8] = b"user-agent:";
+    let head_end = memchr::memmem::find(data, b"\r\n\r\n").unwrap_or(data.len());
+    let head = data.get(..head_end)?;
+    let mut at = 0;
+    while let Some(found) = memchr::memmem::find(head.get(at..)?, b"\n") {
+        let line_start = at + found + 1;
+        let line = head.get(line_start..)?;
+        let is_ua = line
+            .get(..NAME.len())
+            .is_some_and(|name| name.eq_ignore_ascii_case(NAME));
+        if is_ua {
+            let value = line.get(NAME.len()..)?;
+            let end = memchr::memchr(b'\r', value).unwrap_or(value.len());
+            return std::str::from_utf8(value.get(..end)?).ok().map(str::trim);
+        }
+        at = line_start;
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,12 +224,18 @@ mod tests {
             assert_eq!(pike.check(ip(1), t0), Verdict::Allow);
         }
         assert_eq!(pike.check(ip(1), t0), Verdict::NewlyBlocked);
-        assert_eq!(pike.check(ip(1), t0 + Duration::from_secs(5)), Verdict::Blocked);
+        assert_eq!(
+            pike.check(ip(1), t0 + Duration::from_secs(5)),
+            Verdict::Blocked
+        );
         assert_eq!(pike.blocked(t0 + Duration::from_secs(5)), 1);
         // Another source is not affected.
         assert_eq!(pike.check(ip(2), t0), Verdict::Allow);
         // The block ends and the source starts afresh.
-        assert_eq!(pike.check(ip(1), t0 + Duration::from_secs(10)), Verdict::Allow);
+        assert_eq!(
+            pike.check(ip(1), t0 + Duration::from_secs(10)),
+            Verdict::Allow
+        );
         assert_eq!(pike.blocked(t0 + Duration::from_secs(10)), 0);
     }
 
@@ -260,6 +287,17 @@ mod tests {
             assert_eq!(pike.check(ip(1), t0), Verdict::Allow);
         }
         assert_eq!(pike.tracked(), 0);
+    }
+
+    #[test]
+    fn raw_user_agent_is_found_in_the_head_only() {
+        let msg = b"OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nuser-AGENT:  friendly-scanner \r\n\r\n";
+        assert_eq!(raw_user_agent(msg), Some("friendly-scanner"));
+        let in_body = b"MESSAGE sip:x SIP/2.0\r\nVia: x\r\n\r\nUser-Agent: sipvicious\r\n";
+        assert_eq!(raw_user_agent(in_body), None);
+        assert_eq!(raw_user_agent(b""), None);
+        assert_eq!(raw_user_agent(b"\nUser-Agent:"), Some(""));
+        assert_eq!(raw_user_agent(&[0xff, b'\n', 0xfe]), None);
     }
 
     #[test]

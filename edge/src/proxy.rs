@@ -20,7 +20,6 @@ use tokio::time::Instant;
 use crate::flows::{self, FlowTable};
 use crate::health::{Health, Transition};
 use crate::nat::{self, Written};
-use crate::pike::user_agent_denied;
 use crate::ring::Ring;
 use crate::route::{self, Addresses, RouteDecision};
 
@@ -146,7 +145,11 @@ fn is_dialog_forming(method: Option<Method>) -> bool {
 }
 
 fn has_to_tag(request: &Message) -> bool {
-    request.to_header().ok().and_then(|to| to.tag().map(|_| ())).is_some()
+    request
+        .to_header()
+        .ok()
+        .and_then(|to| to.tag().map(|_| ()))
+        .is_some()
 }
 
 /// The normalised AoR of the Request-URI.
@@ -175,15 +178,6 @@ impl Proxy {
     async fn on_request(self: Arc<Self>, mut request: Message, flow: Flow, txn: ServerTransaction) {
         let from_core = self.is_from_core(&flow);
         count_in(if from_core { "core" } else { "phone" }, &request);
-        if !from_core {
-            if let Some(agent) = request.header(&HeaderName::UserAgent) {
-                if user_agent_denied(agent, &self.user_agent_deny) {
-                    metrics::counter!("hasip_edge_denied_user_agents_total").increment(1);
-                    tracing::info!(source = %flow.remote, agent, "user agent denied");
-                    return;
-                }
-            }
-        }
         if request.decrement_max_forwards().is_none() {
             reply(&txn, &request, 483, "Too Many Hops").await;
             return;
@@ -232,10 +226,7 @@ impl Proxy {
             RouteDecision::Onward { pop } => {
                 pop_routes(&mut request, pop);
                 let plan = match route::next_hop(&request, 0) {
-                    Some(addr) => Plan::Fixed(Target::Addr {
-                        transport: Transport::Udp,
-                        addr,
-                    }),
+                    Some(addr) => Plan::Fixed(self.to_core(addr)),
                     None => match request_uri_aor(&request) {
                         Some(aor) => Plan::Ring(aor),
                         None => {
@@ -337,6 +328,16 @@ impl Proxy {
         true
     }
 
+    /// A target in the core, reached from the internal socket (never a public one).
+    pub(crate) fn to_core(&self, addr: SocketAddr) -> Target {
+        Target::Flow(Flow {
+            transport: Transport::Udp,
+            local: self.addresses.internal,
+            remote: addr,
+            conn: None,
+        })
+    }
+
     /// The Via this edge puts on a request sent to `target`.
     fn via_for(&self, target: &Target) -> String {
         let (transport, local) = match target {
@@ -394,13 +395,7 @@ impl Proxy {
             let (target, registrar) = match &plan {
                 Plan::Fixed(target) => (*target, None),
                 Plan::Ring(aor) => match self.registrar_target(aor, &tried) {
-                    Some((index, addr)) => (
-                        Target::Addr {
-                            transport: Transport::Udp,
-                            addr,
-                        },
-                        Some(index),
-                    ),
+                    Some((index, addr)) => (self.to_core(addr), Some(index)),
                     None => {
                         let (code, reason) = if saw_unavailable || tried.is_empty() {
                             (503, "Service Unavailable")
@@ -415,7 +410,10 @@ impl Proxy {
             if let Some(index) = registrar {
                 if !tried.is_empty() {
                     metrics::counter!("hasip_edge_failovers_total").increment(1);
-                    tracing::info!(attempt = tried.len() + 1, "failing over to the next registrar");
+                    tracing::info!(
+                        attempt = tried.len() + 1,
+                        "failing over to the next registrar"
+                    );
                 }
                 tried.push(index);
             }
@@ -496,7 +494,11 @@ impl Proxy {
                     }
                 }
             };
-            tracing::debug!(?target, timeout = matches!(failed, Failed::Timeout), "attempt failed");
+            tracing::debug!(
+                ?target,
+                timeout = matches!(failed, Failed::Timeout),
+                "attempt failed"
+            );
             match (registrar, failed) {
                 (Some(index), failed) => {
                     if matches!(failed, Failed::Unavailable) {
@@ -535,10 +537,7 @@ impl Proxy {
             RouteDecision::Onward { pop } => {
                 pop_routes(&mut ack, pop);
                 match route::next_hop(&ack, 0) {
-                    Some(addr) => Target::Addr {
-                        transport: Transport::Udp,
-                        addr,
-                    },
+                    Some(addr) => self.to_core(addr),
                     None => return,
                 }
             }
@@ -547,10 +546,7 @@ impl Proxy {
                     return;
                 };
                 match self.registrar_target(&aor, &[]) {
-                    Some((_, addr)) => Target::Addr {
-                        transport: Transport::Udp,
-                        addr,
-                    },
+                    Some((_, addr)) => self.to_core(addr),
                     None => return,
                 }
             }
@@ -571,7 +567,14 @@ impl Proxy {
     /// A response no transaction wanted (a 2xx retransmission of an INVITE): sent on
     /// by the next Via, statelessly (RFC 3261 section 16.7 step 5).
     async fn on_stray_response(self: Arc<Self>, mut response: Message, flow: Flow) {
-        count_in(if self.is_from_core(&flow) { "core" } else { "phone" }, &response);
+        count_in(
+            if self.is_from_core(&flow) {
+                "core"
+            } else {
+                "phone"
+            },
+            &response,
+        );
         let ours = response
             .top_via()
             .is_ok_and(|via| self.addresses.is_own(&via.host, via.port));
@@ -590,18 +593,24 @@ impl Proxy {
             } else {
                 Transport::Udp
             };
-            match ip {
-                Some(ip) => Target::Addr {
-                    transport,
-                    addr: SocketAddr::new(ip, port),
-                },
-                None => return,
+            let Some(ip) = ip else {
+                return;
+            };
+            let addr = SocketAddr::new(ip, port);
+            if self.is_from_core(&flow) {
+                Target::Addr { transport, addr }
+            } else {
+                // A phone's answer goes on into the core.
+                self.to_core(addr)
             }
         };
         if let Some(code) = response.status_code() {
             count_out_response(code);
         }
-        let _ = self.endpoint.send_stateless(target, response.to_bytes()).await;
+        let _ = self
+            .endpoint
+            .send_stateless(target, response.to_bytes())
+            .await;
     }
 }
 
@@ -619,7 +628,10 @@ fn pop_routes(request: &mut Message, pop: usize) {
 async fn relay_more_2xx(mut client: hasip::endpoint::ClientTransaction, txn: ServerTransaction) {
     while let Some(event) = client.next().await {
         if let ClientEvent::Final(mut response) = event {
-            if response.status_code().is_some_and(|c| (200..300).contains(&c)) {
+            if response
+                .status_code()
+                .is_some_and(|c| (200..300).contains(&c))
+            {
                 response.pop_via();
                 let _ = txn.respond(response.to_bytes()).await;
             }

@@ -140,9 +140,11 @@ mod tests {
         let ring = Ring::new(addrs(4), 512);
         let mut reversed = addrs(4);
         reversed.reverse();
-        let other = Ring::new(reversed.clone(), 160);
+        let other = Ring::new(reversed.clone(), 512);
         for i in 0..500 {
-            let a = ring.choose(&aor(i)).and_then(|r| ring.addrs().get(r).copied());
+            let a = ring
+                .choose(&aor(i))
+                .and_then(|r| ring.addrs().get(r).copied());
             let b = other
                 .choose(&aor(i))
                 .and_then(|r| other.addrs().get(r).copied());

@@ -147,7 +147,10 @@ pub fn is_loop(request: &Message, addresses: &Addresses, limit: usize) -> bool {
 /// remaining Route (after `pop`), else the Request-URI. `None` if neither names an IP.
 pub fn next_hop(request: &Message, pop: usize) -> Option<SocketAddr> {
     let target = |uri: &Uri<'_>| {
-        let ip = uri.maddr().and_then(|m| Host::parse(m)?.ip()).or(uri.host.ip())?;
+        let ip = uri
+            .maddr()
+            .and_then(|m| Host::parse(m)?.ip())
+            .or(uri.host.ip())?;
         Some(SocketAddr::new(ip, uri.port.unwrap_or(SIP_PORT)))
     };
     match request.routes().nth(pop) {
@@ -173,8 +176,12 @@ mod tests {
     fn addresses() -> Addresses {
         Addresses {
             public: vec![
-                "udp:203.0.113.10:5060".parse().unwrap_or_else(|e| panic!("{e}")),
-                "tcp:203.0.113.10:5060".parse().unwrap_or_else(|e| panic!("{e}")),
+                "udp:203.0.113.10:5060"
+                    .parse()
+                    .unwrap_or_else(|e| panic!("{e}")),
+                "tcp:203.0.113.10:5060"
+                    .parse()
+                    .unwrap_or_else(|e| panic!("{e}")),
             ],
             internal: SocketAddr::from(([10, 0, 0, 1], 5070)),
         }
@@ -205,8 +212,7 @@ mod tests {
              From: <sip:a@example.com>;tag=1\r\nTo: <sip:bob@example.com>\r\n\
              Call-ID: c\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
         );
-        Message::parse(Bytes::from(text), &Limits::default())
-            .unwrap_or_else(|e| panic!("{e}"))
+        Message::parse(Bytes::from(text), &Limits::default()).unwrap_or_else(|e| panic!("{e}"))
     }
 
     #[test]
@@ -233,7 +239,10 @@ mod tests {
     #[test]
     fn own_addresses() {
         let a = addresses();
-        assert!(a.is_own(&Host::parse("10.0.0.1").unwrap_or(Host::Name("")), Some(5070)));
+        assert!(a.is_own(
+            &Host::parse("10.0.0.1").unwrap_or(Host::Name("")),
+            Some(5070)
+        ));
         assert!(a.is_own(&Host::parse("203.0.113.10").unwrap_or(Host::Name("")), None));
         assert!(!a.is_own(&Host::parse("10.0.0.1").unwrap_or(Host::Name("")), None));
         assert!(!a.is_own(&Host::parse("edge.example").unwrap_or(Host::Name("")), None));
@@ -282,8 +291,14 @@ mod tests {
             decide(&req, &phone(), &addresses(), &key),
             RouteDecision::Onward { pop: 3 }
         );
-        assert_eq!(next_hop(&req, 3), Some(SocketAddr::from(([10, 0, 0, 50], 5060))));
-        assert_eq!(next_hop(&req, 4), Some(SocketAddr::from(([192, 168, 1, 9], 5060))));
+        assert_eq!(
+            next_hop(&req, 3),
+            Some(SocketAddr::from(([10, 0, 0, 50], 5060)))
+        );
+        assert_eq!(
+            next_hop(&req, 4),
+            Some(SocketAddr::from(([192, 168, 1, 9], 5060)))
+        );
     }
 
     #[test]
@@ -302,10 +317,19 @@ mod tests {
             RouteDecision::Forged(_)
         ));
         let req = request("Route: <sip:x@10.0.0.99;lr>\r\n", "");
-        assert_eq!(decide(&req, &core(), &addresses(), &key), RouteDecision::NotOurs);
-        assert_eq!(decide(&request("", ""), &core(), &addresses(), &key), RouteDecision::NotOurs);
+        assert_eq!(
+            decide(&req, &core(), &addresses(), &key),
+            RouteDecision::NotOurs
+        );
+        assert_eq!(
+            decide(&request("", ""), &core(), &addresses(), &key),
+            RouteDecision::NotOurs
+        );
         let req = request("Route: not a uri\r\n", "");
-        assert_eq!(decide(&req, &core(), &addresses(), &key), RouteDecision::BadRoute);
+        assert_eq!(
+            decide(&req, &core(), &addresses(), &key),
+            RouteDecision::BadRoute
+        );
     }
 
     #[test]

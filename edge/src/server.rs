@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use hasip::endpoint::{ClientEvent, Endpoint, EndpointConfig, Incoming, Target};
+use hasip::endpoint::{ClientEvent, Endpoint, EndpointConfig, Incoming};
 use hasip::flow_token::FlowTokenKey;
 use hasip::http::{Health as HttpHealth, HealthFn, HealthStatus};
 use hasip::sip::{Limits, Message};
@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use crate::config::EdgeConfig;
 use crate::flows::FlowTable;
 use crate::health::{Health, HealthConfig, Transition};
-use crate::pike::{Pike, Verdict};
+use crate::pike::{raw_user_agent, user_agent_denied, Pike, Verdict};
 use crate::proxy::{lock, Proxy, KEEPALIVE};
 use crate::ring::Ring;
 use crate::route::Addresses;
@@ -68,7 +68,8 @@ impl Edge {
             limits: config.limits,
             ..EndpointConfig::default()
         };
-        let (endpoint, incoming) = Endpoint::start(transports.clone(), filtered_rx, endpoint_config);
+        let (endpoint, incoming) =
+            Endpoint::start(transports.clone(), filtered_rx, endpoint_config);
         let registrars = config.registrars.addrs.clone();
         for addr in &registrars {
             metrics::gauge!("hasip_edge_registrar_up", "registrar" => addr.to_string()).set(1.0);
@@ -77,7 +78,10 @@ impl Edge {
             endpoint,
             addresses: Addresses { public, internal },
             key: FlowTokenKey::new(config.flow_token.secret.expose().as_bytes()),
-            ring: Mutex::new(Ring::new(registrars.clone(), config.registrars.virtual_nodes)),
+            ring: Mutex::new(Ring::new(
+                registrars.clone(),
+                config.registrars.virtual_nodes,
+            )),
             health: Mutex::new(Health::new(registrars.len(), config.health)),
             flows: Mutex::new(FlowTable::new(
                 config.keepalive.interval(),
@@ -143,6 +147,7 @@ impl Edge {
             transports.clone(),
             proxy.addresses.internal,
             pike,
+            proxy.user_agent_deny.clone(),
         ));
         tasks.spawn(probe_loop(Arc::clone(&proxy), health_config));
         if proxy.keepalive {
@@ -203,6 +208,7 @@ async fn screen(
     transports: Transports,
     internal: SocketAddr,
     mut pike: Pike,
+    user_agent_deny: Vec<String>,
 ) {
     let mut last_sweep = Instant::now();
     while let Some(inbound) = raw.recv().await {
@@ -229,6 +235,16 @@ async fn screen(
                 metrics::gauge!("hasip_edge_blocked_sources")
                     .set(pike.blocked(now.into_std()) as f64);
                 last_sweep = now;
+            }
+        }
+        if !from_core && !user_agent_deny.is_empty() {
+            if let Some(agent) = raw_user_agent(&inbound.data) {
+                if user_agent_denied(agent, &user_agent_deny) {
+                    // Silence: a scanner learns nothing, not even that SIP runs here.
+                    metrics::counter!("hasip_edge_denied_user_agents_total").increment(1);
+                    tracing::debug!(source = %flow.remote, agent, "user agent denied");
+                    continue;
+                }
             }
         }
         if flow.transport == Transport::Udp && stun::is_stun(&inbound.data) {
@@ -295,10 +311,7 @@ async fn probe(proxy: &Proxy, addr: SocketAddr, timeout: Duration) -> bool {
     let Ok(request) = Message::parse(Bytes::from(text), &Limits::default()) else {
         return false;
     };
-    let target = Target::Addr {
-        transport: Transport::Udp,
-        addr,
-    };
+    let target = proxy.to_core(addr);
     let Ok(mut client) = proxy.endpoint.send_request(request, target).await else {
         return false;
     };

@@ -77,7 +77,8 @@ pub fn mapped_address(response: &[u8]) -> Option<SocketAddr> {
         let len = usize::from(u16::from_be_bytes([*head.get(2)?, *head.get(3)?]));
         let value = response.get(at + 4..at + 4 + len)?;
         if kind == XOR_MAPPED_ADDRESS {
-            let port = u16::from_be_bytes([*value.get(2)?, *value.get(3)?]) ^ (MAGIC_COOKIE >> 16) as u16;
+            let port =
+                u16::from_be_bytes([*value.get(2)?, *value.get(3)?]) ^ (MAGIC_COOKIE >> 16) as u16;
             let ip = match value.get(1)? {
                 0x01 => {
                     let raw: [u8; 4] = value.get(4..8)?.try_into().ok()?;
@@ -138,8 +139,8 @@ mod tests {
     #[test]
     fn rfc5769_ipv4_xor_mapped_address_bytes() {
         // RFC 5769 section 2.2: 192.0.2.1:32853 maps to 0xA147 and E1 12 A6 43.
-        let response =
-            binding_response(&binding_request([0; 12]), addr("192.0.2.1:32853")).unwrap_or_default();
+        let response = binding_response(&binding_request([0; 12]), addr("192.0.2.1:32853"))
+            .unwrap_or_default();
         assert_eq!(
             response.get(20..32),
             Some(&[0x00, 0x20, 0x00, 0x08, 0x00, 0x01, 0xa1, 0x47, 0xe1, 0x12, 0xa6, 0x43][..])

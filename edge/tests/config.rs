@@ -32,14 +32,13 @@ fn misspelled_key_is_named() {
 
 #[test]
 fn empty_listen_list_is_refused() {
-    let config: EdgeConfig =
-        hasip::config::load_str(
-            "[sip]\nlisten = []\ninternal = \"udp:127.0.0.1:0\"\n\
+    let config: EdgeConfig = hasip::config::load_str(
+        "[sip]\nlisten = []\ninternal = \"udp:127.0.0.1:0\"\n\
              [flow_token]\nsecret = \"0123456789abcdef0123\"\n\
              [registrars]\naddrs = [\"127.0.0.1:5080\"]\n",
-            "HASIP_EDGE_TEST_UNSET",
-        )
-        .expect("parses");
+        "HASIP_EDGE_TEST_UNSET",
+    )
+    .expect("parses");
     let err = config.validate().expect_err("no sockets refused");
     assert!(err.to_string().contains("sip.listen"), "{err}");
 }

@@ -45,7 +45,10 @@ async fn a_request_from_the_core_reaches_a_sipp_phone_over_its_flow() {
         "-nostdin".into(),
     ]));
     assert!(
-        eventually(Duration::from_secs(10), || !registrar.registers().is_empty()).await,
+        eventually(Duration::from_secs(10), || !registrar
+            .registers()
+            .is_empty())
+        .await,
         "the phone registered"
     );
     let (path, call_id) = stored_path(&registrar);
@@ -54,7 +57,9 @@ async fn a_request_from_the_core_reaches_a_sipp_phone_over_its_flow() {
     let core = UdpSocket::bind("127.0.0.1:0").await.expect("core socket");
     let core_addr = core.local_addr().expect("addr");
     let message = message_from_core(core_addr, &path, &call_id, "carol");
-    core.send_to(message.as_bytes(), edge.internal).await.expect("sent");
+    core.send_to(message.as_bytes(), edge.internal)
+        .await
+        .expect("sent");
     let (response, from) = recv_sip(&core, Duration::from_secs(10))
         .await
         .expect("the phone's answer comes back");
@@ -76,7 +81,10 @@ async fn the_request_goes_over_the_phones_own_udp_socket_and_route_is_popped() {
     let phone = UdpSocket::bind("127.0.0.1:0").await.expect("phone");
     let phone_addr = phone.local_addr().expect("addr");
     phone
-        .send_to(register("dave", phone_addr, "UDP", 3600).as_bytes(), edge.udp)
+        .send_to(
+            register("dave", phone_addr, "UDP", 3600).as_bytes(),
+            edge.udp,
+        )
         .await
         .expect("sent");
     let (ok, _) = recv_sip(&phone, Duration::from_secs(5)).await.expect("200");
@@ -90,10 +98,18 @@ async fn the_request_goes_over_the_phones_own_udp_socket_and_route_is_popped() {
     )
     .await
     .expect("sent");
-    let (request, from) = recv_sip(&phone, Duration::from_secs(5)).await.expect("MESSAGE");
-    assert_eq!(from, edge.udp, "sent from the socket the phone registered through");
+    let (request, from) = recv_sip(&phone, Duration::from_secs(5))
+        .await
+        .expect("MESSAGE");
+    assert_eq!(
+        from, edge.udp,
+        "sent from the socket the phone registered through"
+    );
     assert_eq!(request.method(), Some(Method::Message));
-    assert!(request.header(&HeaderName::Route).is_none(), "the edge's Route is popped");
+    assert!(
+        request.header(&HeaderName::Route).is_none(),
+        "the edge's Route is popped"
+    );
     assert_eq!(request.vias().count(), 2);
     assert_eq!(request.body().as_ref(), b"hello");
 }
@@ -121,7 +137,9 @@ async fn a_dead_tcp_flow_gets_430() {
         let p = registers[0].paths().next().expect("path").expect("parses");
         p.uri.user.expect("token").to_owned()
     };
-    let flow = FlowTokenKey::new(SECRET.as_bytes()).decode(&token).expect("genuine");
+    let flow = FlowTokenKey::new(SECRET.as_bytes())
+        .decode(&token)
+        .expect("genuine");
     assert_eq!(flow.transport, Transport::Tcp);
     assert!(flow.conn.is_some(), "a TCP token names the connection");
     drop(phone);
@@ -134,7 +152,9 @@ async fn a_dead_tcp_flow_gets_430() {
     )
     .await
     .expect("sent");
-    let (response, _) = recv_sip(&core, Duration::from_secs(5)).await.expect("an answer");
+    let (response, _) = recv_sip(&core, Duration::from_secs(5))
+        .await
+        .expect("an answer");
     assert_eq!(response.status_code(), Some(430));
 }
 
@@ -164,11 +184,16 @@ async fn a_forged_or_altered_token_gets_403() {
         )
         .await
         .expect("sent");
-        let (response, _) = recv_sip(&core, Duration::from_secs(5)).await.expect("an answer");
+        let (response, _) = recv_sip(&core, Duration::from_secs(5))
+            .await
+            .expect("an answer");
         assert_eq!(response.status_code(), Some(403), "{token}");
     }
     let metrics = http_get(edge.http, "/metrics").await;
-    assert!(metrics.contains("hasip_edge_forged_tokens_total"), "{metrics}");
+    assert!(
+        metrics.contains("hasip_edge_forged_tokens_total"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -229,7 +254,8 @@ async fn keepalives_go_to_registered_udp_flows_and_stop_when_the_registration_ex
     tokio::time::sleep_until(registered_at + Duration::from_millis(2600)).await;
     let mut drain = [0u8; 64];
     while phone.try_recv_from(&mut drain).is_ok() {}
-    let after = count_keepalives(&phone, tokio::time::Instant::now() + Duration::from_secs(1)).await;
+    let after =
+        count_keepalives(&phone, tokio::time::Instant::now() + Duration::from_secs(1)).await;
     assert_eq!(after, 0, "keepalives after expiry");
     // A source that never registered got none (only the OPTIONS answer).
     let mut got = 0;
@@ -240,7 +266,10 @@ async fn keepalives_go_to_registered_udp_flows_and_stop_when_the_registration_ex
     }
     assert_eq!(got, 0);
     let metrics = http_get(edge.http, "/metrics").await;
-    assert!(metrics.contains("hasip_edge_keepalives_sent_total"), "{metrics}");
+    assert!(
+        metrics.contains("hasip_edge_keepalives_sent_total"),
+        "{metrics}"
+    );
 }
 
 /// Counts the CRLF keepalives a socket receives until `until`.

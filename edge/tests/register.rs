@@ -29,7 +29,10 @@ fn seen_by(registrars: &[FakeRegistrar]) -> HashMap<String, Vec<usize>> {
     let mut seen: HashMap<String, Vec<usize>> = HashMap::new();
     for (i, r) in registrars.iter().enumerate() {
         for request in r.registers() {
-            let aor = request.to_header().map(|to| to.uri.aor()).unwrap_or_default();
+            let aor = request
+                .to_header()
+                .map(|to| to.uri.aor())
+                .unwrap_or_default();
             seen.entry(aor).or_default().push(i);
         }
     }
@@ -49,24 +52,36 @@ async fn register_gets_a_path_with_the_phones_flow_and_goes_to_the_aors_registra
 
     for round in 0..2 {
         let request = register("alice", phone_addr, "UDP", 3600);
-        phone.send_to(request.as_bytes(), edge.udp).await.expect("sent");
+        phone
+            .send_to(request.as_bytes(), edge.udp)
+            .await
+            .expect("sent");
         let (response, from) = recv_sip(&phone, Duration::from_secs(5))
             .await
             .expect("a response to REGISTER");
-        assert_eq!(from, edge.udp, "the answer comes from the socket the REGISTER went to");
+        assert_eq!(
+            from, edge.udp,
+            "the answer comes from the socket the REGISTER went to"
+        );
         assert_eq!(response.status_code(), Some(200));
         // The edge's own Via is gone from the response.
         let vias: Vec<_> = response.vias().collect();
         assert_eq!(vias.len(), 1);
         let seen = seen_by(&registrars);
         let expected = owner(&addrs, "alice");
-        assert_eq!(seen.get("sip:alice@example.com"), Some(&vec![expected; round + 1]));
+        assert_eq!(
+            seen.get("sip:alice@example.com"),
+            Some(&vec![expected; round + 1])
+        );
     }
 
     let expected = owner(&addrs, "alice");
     let stored = registrars[expected].registers();
     let request = stored.first().expect("the REGISTER");
-    let paths: Vec<String> = request.header_values(&HeaderName::Path).map(str::to_owned).collect();
+    let paths: Vec<String> = request
+        .header_values(&HeaderName::Path)
+        .map(str::to_owned)
+        .collect();
     assert_eq!(paths.len(), 1, "{paths:?}");
     let path = request.paths().next().expect("Path").expect("parses");
     assert!(path.uri.lr());
@@ -89,6 +104,11 @@ async fn register_gets_a_path_with_the_phones_flow_and_goes_to_the_aors_registra
     let vias: Vec<_> = request.vias().map(|v| v.expect("via")).collect();
     assert_eq!(vias.len(), 2);
     assert_eq!(vias[0].host.ip(), Some(edge.internal.ip()));
+    assert_eq!(vias[0].port, Some(edge.internal.port()));
+    // Requests and probes reach the core from the internal socket only.
+    let sources = registrars[expected].sources();
+    assert!(!sources.is_empty());
+    assert!(sources.iter().all(|s| *s == edge.internal), "{sources:?}");
     assert_eq!(vias[1].received(), Some(phone_addr.ip()));
     assert_eq!(vias[1].rport(), Some(Some(phone_addr.port())));
 }
@@ -103,11 +123,19 @@ async fn a_phones_own_path_is_stripped() {
         "Expires:",
         &format!("Path: <sip:evil@{};lr>\r\nExpires:", edge.internal),
     );
-    phone.send_to(forged.as_bytes(), edge.udp).await.expect("sent");
-    let (response, _) = recv_sip(&phone, Duration::from_secs(5)).await.expect("answer");
+    phone
+        .send_to(forged.as_bytes(), edge.udp)
+        .await
+        .expect("sent");
+    let (response, _) = recv_sip(&phone, Duration::from_secs(5))
+        .await
+        .expect("answer");
     assert_eq!(response.status_code(), Some(200));
     let stored = registrar.registers();
-    let paths: Vec<_> = stored[0].paths().map(|p| p.expect("path").to_string()).collect();
+    let paths: Vec<_> = stored[0]
+        .paths()
+        .map(|p| p.expect("path").to_string())
+        .collect();
     assert_eq!(paths.len(), 1);
     assert!(!paths[0].contains("evil"), "{paths:?}");
 }
@@ -115,16 +143,24 @@ async fn a_phones_own_path_is_stripped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sipp_phones_spread_evenly_and_stably_over_four_registrars() {
     // The ring's spread for 10,000 AoRs, as the issue asks to report.
-    let ports: Vec<SocketAddr> = (0..4).map(|i| SocketAddr::from(([127, 0, 0, 1], 5080 + i))).collect();
+    let ports: Vec<SocketAddr> = (0..4)
+        .map(|i| SocketAddr::from(([127, 0, 0, 1], 5080 + i)))
+        .collect();
     let ring = Ring::new(ports, VNODES);
     let mut counts = [0usize; 4];
     for i in 0..10_000 {
-        if let Some(slot) = ring.choose(&format!("sip:user{i}@example.com")).and_then(|r| counts.get_mut(r)) {
+        if let Some(slot) = ring
+            .choose(&format!("sip:user{i}@example.com"))
+            .and_then(|r| counts.get_mut(r))
+        {
             *slot += 1;
         }
     }
     println!("ring spread of 10000 AoRs over 4 registrars: {counts:?}");
-    assert!(counts.iter().all(|c| (2125..=2875).contains(c)), "{counts:?}");
+    assert!(
+        counts.iter().all(|c| (2125..=2875).contains(c)),
+        "{counts:?}"
+    );
 
     let mut registrars = Vec::new();
     for _ in 0..4 {
@@ -170,8 +206,9 @@ async fn sipp_phones_spread_evenly_and_stably_over_four_registrars() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_sipp_registrar_is_failed_over_inside_the_transaction() {
-    let mut registrars: Vec<SippRegistrar> =
-        (0..3).map(|_| SippRegistrar::start(free_udp_port())).collect();
+    let mut registrars: Vec<SippRegistrar> = (0..3)
+        .map(|_| SippRegistrar::start(free_udp_port()))
+        .collect();
     let addrs: Vec<SocketAddr> = registrars.iter().map(|r| r.addr).collect();
     // Probes are rare and one failure is not enough to mark a registrar down, so every
     // REGISTER owned by the dead one has to fail over by itself.
@@ -238,7 +275,10 @@ async fn a_dead_registrars_share_spreads_over_all_the_others_and_comes_back() {
             false
         }
     };
-    assert!(health_says("3 of 4 up").await, "the silent registrar is marked down");
+    assert!(
+        health_says("3 of 4 up").await,
+        "the silent registrar is marked down"
+    );
 
     let phone = UdpSocket::bind("127.0.0.1:0").await.expect("phone");
     let phone_addr = phone.local_addr().expect("addr");
@@ -252,7 +292,9 @@ async fn a_dead_registrars_share_spreads_over_all_the_others_and_comes_back() {
             .send_to(register(user, phone_addr, "UDP", 3600).as_bytes(), edge.udp)
             .await
             .expect("sent");
-        let (response, _) = recv_sip(&phone, Duration::from_secs(5)).await.expect("answer");
+        let (response, _) = recv_sip(&phone, Duration::from_secs(5))
+            .await
+            .expect("answer");
         assert_eq!(response.status_code(), Some(200));
     }
     let mut moved = [0usize; 4];
@@ -260,7 +302,10 @@ async fn a_dead_registrars_share_spreads_over_all_the_others_and_comes_back() {
         assert_eq!(got.len(), 1, "{aor}");
         moved[got[0]] += 1;
     }
-    println!("{} AoRs of the dead registrar went to {moved:?}", users.len());
+    println!(
+        "{} AoRs of the dead registrar went to {moved:?}",
+        users.len()
+    );
     assert_eq!(moved[0], 0);
     for other in 1..4 {
         assert!(moved[other] * 8 > users.len(), "{moved:?}");
@@ -274,7 +319,9 @@ async fn a_dead_registrars_share_spreads_over_all_the_others_and_comes_back() {
             .send_to(register(user, phone_addr, "UDP", 3600).as_bytes(), edge.udp)
             .await
             .expect("sent");
-        let (response, _) = recv_sip(&phone, Duration::from_secs(5)).await.expect("answer");
+        let (response, _) = recv_sip(&phone, Duration::from_secs(5))
+            .await
+            .expect("answer");
         assert_eq!(response.status_code(), Some(200));
     }
     assert_eq!(registrars[0].registers().len(), 20);
@@ -295,7 +342,9 @@ async fn a_503_moves_the_transaction_on_and_all_down_gives_503() {
         .send_to(register("bob", phone_addr, "UDP", 60).as_bytes(), edge.udp)
         .await
         .expect("sent");
-    let (response, _) = recv_sip(&phone, Duration::from_secs(5)).await.expect("answer");
+    let (response, _) = recv_sip(&phone, Duration::from_secs(5))
+        .await
+        .expect("answer");
     assert_eq!(response.status_code(), Some(503));
     assert_eq!(a.registers().len(), 1, "both registrars were tried once");
     assert_eq!(b.registers().len(), 1);
@@ -308,7 +357,9 @@ pub fn metric(text: &str, name: &str) -> f64 {
         .filter_map(|l| {
             let (key, value) = l.rsplit_once(' ')?;
             let key_name = key.split('{').next()?;
-            (key_name == name).then(|| value.parse::<f64>().ok()).flatten()
+            (key_name == name)
+                .then(|| value.parse::<f64>().ok())
+                .flatten()
         })
         .sum()
 }

@@ -54,7 +54,11 @@ pub fn config(registrars: &[SocketAddr], extra: &str) -> EdgeConfig {
          [registrars]\naddrs = [{}]\nfailover_timeout_ms = 1000\n{extra}{}",
         addrs.join(", "),
         // Every phone of a test shares 127.0.0.1: rate limits only where a test sets them.
-        if extra.contains("[protection]") { "" } else { "[protection]\nmax_requests = 0\n" },
+        if extra.contains("[protection]") {
+            ""
+        } else {
+            "[protection]\nmax_requests = 0\n"
+        },
     );
     hasip::config::load_str(&toml, "HASIP_EDGE_TEST_UNSET").unwrap_or_else(|e| panic!("{e}"))
 }
@@ -118,6 +122,8 @@ pub struct FakeRegistrar {
     pub addr: SocketAddr,
     pub mode: Arc<Mutex<Mode>>,
     pub registers: Arc<Mutex<Vec<Message>>>,
+    /// Where each request came from.
+    pub sources: Arc<Mutex<Vec<SocketAddr>>>,
     /// Expiry granted to each binding.
     pub expires: u32,
     task: JoinHandle<()>,
@@ -125,20 +131,25 @@ pub struct FakeRegistrar {
 
 impl FakeRegistrar {
     pub async fn start(mode: Mode, expires: u32) -> FakeRegistrar {
-        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
+        let socket = UdpSocket::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         let addr = socket.local_addr().unwrap_or_else(|e| panic!("{e}"));
         let mode = Arc::new(Mutex::new(mode));
         let registers = Arc::new(Mutex::new(Vec::new()));
+        let sources = Arc::new(Mutex::new(Vec::new()));
         let task = tokio::spawn(serve(
             socket,
             Arc::clone(&mode),
             Arc::clone(&registers),
+            Arc::clone(&sources),
             expires,
         ));
         FakeRegistrar {
             addr,
             mode,
             registers,
+            sources,
             expires,
             task,
         }
@@ -148,8 +159,18 @@ impl FakeRegistrar {
         *self.mode.lock().unwrap_or_else(|e| e.into_inner()) = mode;
     }
 
+    pub fn sources(&self) -> Vec<SocketAddr> {
+        self.sources
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     pub fn registers(&self) -> Vec<Message> {
-        self.registers.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.registers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Closes the socket: the registrar is gone.
@@ -168,6 +189,7 @@ async fn serve(
     socket: UdpSocket,
     mode: Arc<Mutex<Mode>>,
     registers: Arc<Mutex<Vec<Message>>>,
+    sources: Arc<Mutex<Vec<SocketAddr>>>,
     expires: u32,
 ) {
     let mut buf = vec![0u8; 65535];
@@ -184,6 +206,7 @@ async fn serve(
         if !request.is_request() || request.method() == Some(Method::Ack) {
             continue;
         }
+        sources.lock().unwrap_or_else(|e| e.into_inner()).push(from);
         let current = *mode.lock().unwrap_or_else(|e| e.into_inner());
         let is_register = request.method() == Some(Method::Register);
         if is_register {
@@ -194,7 +217,9 @@ async fn serve(
         }
         let response = match (current, is_register) {
             (Mode::Silent, _) => continue,
-            (Mode::Unavailable, true) => response_to(&request, 503, "Service Unavailable", Some("r")).build(),
+            (Mode::Unavailable, true) => {
+                response_to(&request, 503, "Service Unavailable", Some("r")).build()
+            }
             (_, true) => {
                 let mut builder = response_to(&request, 200, "OK", Some("r"));
                 if let Ok(Contacts::List(list)) = request.contacts() {
@@ -269,9 +294,9 @@ pub fn message_from_core(core: SocketAddr, route: &str, call_id: &str, to_user: 
 pub fn sipp() -> PathBuf {
     match Command::new("sipp").arg("-v").output() {
         Ok(_) => PathBuf::from("sipp"),
-        Err(_) => panic!(
-            "sipp is missing: apt-get install sip-tester (scripts/install-deps installs it)"
-        ),
+        Err(_) => {
+            panic!("sipp is missing: apt-get install sip-tester (scripts/install-deps installs it)")
+        }
     }
 }
 
