@@ -8,6 +8,8 @@
 //!   views (Via, Contact, CSeq, ...), URIs, stream framing and the minimal-diff writer.
 //! - [`transaction`]: the four RFC 3261 section 17 state machines, sans-IO: events and
 //!   the current time go in, actions come out.
+//! - [`endpoint`]: the transaction layer on tokio that runs those machines between the
+//!   transports and the application (edge, registrar, proxy).
 //! - [`digest`] and [`nonce`]: RFC 8760 digest (MD5, SHA-256, `qop=auth`) and stateless
 //!   HMAC nonces that any node holding the shared secret can verify.
 //! - [`flow_token`]: the HMAC-protected flow token an edge puts in Path and
@@ -20,6 +22,7 @@
 
 pub mod config;
 pub mod digest;
+pub mod endpoint;
 pub mod error;
 pub mod flow_token;
 pub mod http;
