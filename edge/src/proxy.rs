@@ -486,6 +486,10 @@ impl Proxy {
                         }
                     },
                     () = tokio::time::sleep_until(failover_at), if failover_armed => {
+                        if is_invite {
+                            // A late answer from this registrar must not set up a call.
+                            client.cancel().await;
+                        }
                         break Failed::Timeout;
                     }
                     () = txn.cancelled(), if is_invite && !cancelled => {
