@@ -7,7 +7,7 @@
 //! 200 lists every binding of the AoR with its expiry, and the ones the phone sent in
 //! its request say how long this flow stays registered.
 
-use std::collections::HashMap;
+use std::collections::{BinaryHeap, HashMap};
 use std::time::{Duration, Instant};
 
 use hasip::sip::typed::Contacts;
@@ -56,14 +56,49 @@ pub fn registration(request: &Message, response: &Message) -> Registration {
 struct Entry {
     expires: Instant,
     next_keepalive: Instant,
+    /// When this flow's live item in the schedule fires: the earlier of the two above.
+    slot: Instant,
+}
+
+/// An item of the schedule; ordered by time only, earliest first out of the heap.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    at: Instant,
+    flow: Flow,
+}
+
+impl PartialEq for Slot {
+    fn eq(&self, other: &Self) -> bool {
+        self.at == other.at
+    }
+}
+
+impl Eq for Slot {}
+
+impl PartialOrd for Slot {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Slot {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        // Reversed, so the max-heap gives the earliest slot.
+        other.at.cmp(&self.at)
+    }
 }
 
 /// The flows to keep open, each with its registration's end and next keepalive.
+///
+/// A heap orders the flows by their next event, so a tick costs the flows that are due,
+/// not a scan of every flow. A rescheduled flow leaves a stale heap item behind, which
+/// is recognised and skipped when it comes out.
 #[derive(Debug)]
 pub struct FlowTable {
     interval: Duration,
     max_flows: usize,
     flows: HashMap<Flow, Entry>,
+    schedule: BinaryHeap<Slot>,
 }
 
 impl FlowTable {
@@ -73,6 +108,7 @@ impl FlowTable {
             interval,
             max_flows,
             flows: HashMap::new(),
+            schedule: BinaryHeap::new(),
         }
     }
 
@@ -89,6 +125,10 @@ impl FlowTable {
                 };
                 if let Some(entry) = self.flows.get_mut(&flow) {
                     entry.expires = expires;
+                    if expires < entry.slot {
+                        entry.slot = expires;
+                        self.schedule.push(Slot { at: expires, flow });
+                    }
                     return;
                 }
                 if self.flows.len() >= self.max_flows {
@@ -98,43 +138,65 @@ impl FlowTable {
                     }
                 }
                 let next_keepalive = now.checked_add(self.interval).unwrap_or(expires);
+                let slot = next_keepalive.min(expires);
                 self.flows.insert(
                     flow,
                     Entry {
                         expires,
                         next_keepalive,
+                        slot,
                     },
                 );
+                self.schedule.push(Slot { at: slot, flow });
             }
         }
     }
 
-    fn expire(&mut self, now: Instant) -> usize {
-        let before = self.flows.len();
+    /// Drops every expired flow at once (only when the table is full).
+    fn expire(&mut self, now: Instant) {
         self.flows.retain(|_, e| e.expires > now);
-        before - self.flows.len()
+        let flows = &self.flows;
+        self.schedule
+            .retain(|slot| flows.get(&slot.flow).is_some_and(|e| e.slot == slot.at));
     }
 
-    /// Drops expired flows, then returns the flows due for a keepalive at `now` and
-    /// schedules their next one. Also returns how many flows expired.
+    /// Returns the flows due for a keepalive at `now` and schedules their next one, and
+    /// drops the flows whose registration ended; also returns how many were dropped.
     pub fn due(&mut self, now: Instant) -> (Vec<Flow>, usize) {
-        let expired = self.expire(now);
         let mut due = Vec::new();
-        for (flow, entry) in &mut self.flows {
+        let mut expired = 0;
+        while let Some(slot) = self.schedule.peek().copied() {
+            if slot.at > now {
+                break;
+            }
+            self.schedule.pop();
+            let Some(entry) = self.flows.get_mut(&slot.flow) else {
+                continue;
+            };
+            if entry.slot != slot.at {
+                continue;
+            }
+            if entry.expires <= now {
+                self.flows.remove(&slot.flow);
+                expired += 1;
+                continue;
+            }
             if entry.next_keepalive <= now {
-                due.push(*flow);
+                due.push(slot.flow);
                 entry.next_keepalive = now.checked_add(self.interval).unwrap_or(entry.expires);
             }
+            entry.slot = entry.next_keepalive.min(entry.expires);
+            self.schedule.push(Slot {
+                at: entry.slot,
+                flow: slot.flow,
+            });
         }
         (due, expired)
     }
 
-    /// The earliest instant something is due, if any flow is tracked.
+    /// The earliest instant something may be due, if any flow is tracked.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.flows
-            .values()
-            .map(|e| e.next_keepalive.min(e.expires))
-            .min()
+        self.schedule.peek().map(|slot| slot.at)
     }
 
     /// Whether `flow` is tracked.
@@ -247,6 +309,32 @@ mod tests {
         table.apply(flow(2), Registration::For(s(10)), t0 + s(80));
         assert_eq!(table.due(t0 + s(91)), (vec![], 1));
         assert!(table.is_empty());
+        assert_eq!(
+            table.due(t0 + s(200)),
+            (vec![], 0),
+            "stale items are skipped"
+        );
+        assert_eq!(table.next_deadline(), None);
+    }
+
+    #[test]
+    fn a_tick_costs_only_the_due_flows() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut table = FlowTable::new(s(25), 100_000);
+        for port in 0..50_000 {
+            table.apply(
+                flow(port),
+                Registration::For(s(3600)),
+                t0 + s(u64::from(port % 25)),
+            );
+        }
+        // One second's share comes due each second, never the whole table.
+        let (due, expired) = table.due(t0 + s(25));
+        assert_eq!((due.len(), expired), (2000, 0));
+        let (due, _) = table.due(t0 + s(26));
+        assert_eq!(due.len(), 2000);
+        assert_eq!(table.len(), 50_000);
     }
 
     #[test]
