@@ -1,0 +1,233 @@
+//! A watched table as both servers define it, and its rows fetched per key range.
+
+use std::collections::BTreeMap;
+
+use mysql_async::Value;
+
+use crate::chunk::Chunk;
+use crate::config::TableConfig;
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::ident::Ident;
+use crate::reconcile::{Stamp, Version};
+
+/// A table's columns (catalog order, with nullability) and where the key and versions sit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableMeta {
+    /// The configured table.
+    pub cfg: TableConfig,
+    /// Every column and whether it may be NULL.
+    pub columns: Vec<(Ident, bool)>,
+    /// Index of the key column.
+    pub key: usize,
+    /// Index of the version column, if present (checksum-only tables have none).
+    pub version: Option<usize>,
+    /// Index of the expiry column, if present.
+    pub expires: Option<usize>,
+}
+
+/// A key value that sorts the way the merge needs (exact, byte-wise for strings).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Key {
+    /// Signed integer key.
+    Int(i64),
+    /// Unsigned integer key.
+    UInt(u64),
+    /// String or binary key.
+    Bytes(Vec<u8>),
+}
+
+impl Key {
+    /// Reads a key from a driver value; NULL keys do not exist for a unique key used here.
+    pub fn from_value(v: &Value) -> Option<Key> {
+        match v {
+            Value::Int(i) => Some(Key::Int(*i)),
+            Value::UInt(u) => Some(Key::UInt(*u)),
+            Value::Bytes(b) => Some(Key::Bytes(b.clone())),
+            _ => None,
+        }
+    }
+
+    /// The key as a bound value again.
+    pub fn to_value(&self) -> Value {
+        match self {
+            Key::Int(i) => Value::Int(*i),
+            Key::UInt(u) => Value::UInt(*u),
+            Key::Bytes(b) => Value::Bytes(b.clone()),
+        }
+    }
+}
+
+impl std::fmt::Display for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Key::Int(i) => write!(f, "{i}"),
+            Key::UInt(u) => write!(f, "{u}"),
+            Key::Bytes(b) => f.write_str(&String::from_utf8_lossy(b)),
+        }
+    }
+}
+
+/// One row as fetched: its values in column order and its version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowData {
+    /// Values in `TableMeta::columns` order.
+    pub values: Vec<Value>,
+    /// Version for the reconcile, when the table is versioned.
+    pub version: Option<Version>,
+}
+
+async fn columns_of(db: &mut Db, database: &Ident, table: &Ident) -> Result<Vec<(Ident, bool)>> {
+    let rows = db
+        .rows(
+            "SELECT COLUMN_NAME, IS_NULLABLE FROM information_schema.COLUMNS \
+             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+            vec![database.as_str().into(), table.as_str().into()],
+        )
+        .await?;
+    let mut cols = Vec::with_capacity(rows.len());
+    for r in rows {
+        let name: String = r
+            .get_opt::<String, usize>(0)
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        let nullable: String = r
+            .get_opt::<String, usize>(1)
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        let ident = Ident::new(&name)
+            .map_err(|e| Error::Refused(format!("{}: column of {table}: {e}", db.name)))?;
+        cols.push((ident, nullable == "YES"));
+    }
+    Ok(cols)
+}
+
+impl TableMeta {
+    /// Reads the table's definition on both servers; refuses when they differ or lack the key.
+    pub async fn load(
+        a: &mut Db,
+        b: &mut Db,
+        database: &Ident,
+        cfg: &TableConfig,
+    ) -> Result<TableMeta> {
+        let (ca, cb) = tokio::join!(
+            columns_of(a, database, &cfg.name),
+            columns_of(b, database, &cfg.name)
+        );
+        let (ca, cb) = (ca?, cb?);
+        if ca.is_empty() {
+            return Err(Error::Refused(format!(
+                "{}: table {} not found",
+                a.name, cfg.name
+            )));
+        }
+        if ca != cb {
+            return Err(Error::Refused(format!(
+                "table {} has different columns on {} and {}",
+                cfg.name, a.name, b.name
+            )));
+        }
+        TableMeta::new(cfg.clone(), ca)
+    }
+
+    /// Builds the metadata from a known column list.
+    pub fn new(cfg: TableConfig, columns: Vec<(Ident, bool)>) -> Result<TableMeta> {
+        let find = |c: &Ident| columns.iter().position(|(n, _)| n == c);
+        let key = find(&cfg.key).ok_or_else(|| {
+            Error::Refused(format!("table {} has no key column {}", cfg.name, cfg.key))
+        })?;
+        let version = find(&cfg.version);
+        let expires = find(&cfg.expires);
+        Ok(TableMeta {
+            columns,
+            key,
+            version,
+            expires,
+            cfg,
+        })
+    }
+
+    /// True when rows carry `last_modified` and `expires`, so the reconcile can pick a winner.
+    pub fn versioned(&self) -> bool {
+        self.version.is_some() && self.expires.is_some()
+    }
+
+    /// The column list for SELECT and INSERT.
+    pub fn column_list(&self) -> String {
+        self.columns
+            .iter()
+            .map(|(c, _)| c.quoted())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// The rows of one chunk on one server, by key. `grace_s` decides which expired rows count as gone.
+pub async fn fetch_rows(
+    db: &mut Db,
+    meta: &TableMeta,
+    chunk: &Chunk<Value>,
+    grace_s: u64,
+) -> Result<BTreeMap<Key, RowData>> {
+    let (cond, mut params) = chunk.condition(&meta.cfg.key);
+    let gone = match meta.expires {
+        Some(_) => format!(
+            "({} < NOW(6) - INTERVAL ? SECOND)",
+            meta.cfg.expires.quoted()
+        ),
+        None => "0".to_owned(),
+    };
+    let sql = format!(
+        "SELECT {}, {gone} FROM {} WHERE {cond}",
+        meta.column_list(),
+        meta.cfg.name.quoted()
+    );
+    if meta.expires.is_some() {
+        params.insert(0, Value::UInt(grace_s));
+    }
+    let rows = db.rows(&sql, params).await?;
+    let mut out = BTreeMap::new();
+    let n = meta.columns.len();
+    for row in rows {
+        let mut values: Vec<Value> = row
+            .unwrap_raw()
+            .into_iter()
+            .map(|v| v.unwrap_or(Value::NULL))
+            .collect();
+        let gone_flag = values.pop();
+        if values.len() != n {
+            return Err(Error::Unexpected {
+                server: db.name.clone(),
+                what: format!(
+                    "{} columns from {}, expected {n}",
+                    values.len(),
+                    meta.cfg.name
+                ),
+            });
+        }
+        let key = values
+            .get(meta.key)
+            .and_then(Key::from_value)
+            .ok_or_else(|| Error::Unexpected {
+                server: db.name.clone(),
+                what: format!("NULL or odd key in {}", meta.cfg.name),
+            })?;
+        let version = match (meta.version, meta.expires) {
+            (Some(v), Some(e)) => {
+                let lm = values.get(v).and_then(Stamp::from_value);
+                let ex = values.get(e).and_then(Stamp::from_value);
+                match (lm, ex) {
+                    (Some(last_modified), Some(expires)) => Some(Version {
+                        last_modified,
+                        expires,
+                        gone: matches!(gone_flag, Some(Value::Int(1)) | Some(Value::UInt(1))),
+                    }),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        out.insert(key, RowData { values, version });
+    }
+    Ok(out)
+}
