@@ -217,7 +217,12 @@ pub async fn find_differing(
         if suspects.is_empty() {
             break;
         }
-        sync_point(a, b, wait).await?;
+        if consistent {
+            sync_point(a, b, wait).await?;
+        } else {
+            // Replication is stopped or far behind: waiting again would only time out again.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
         let mut still = Vec::new();
         for (c, _) in suspects {
             let sums = sum_both(a, b, meta, &c).await?;

@@ -128,11 +128,17 @@ impl Watch {
         let interval = Duration::from_secs(self.cfg.reconcile_interval_s);
         let periodic =
             self.cfg.reconcile_interval_s > 0 && self.last_reconcile.elapsed() >= interval;
-        let running = rep
+        // A replica stopped on an error first needs its repair (or an operator, if refused):
+        // reconciling around it would fight the pending events. One stopped by hand does not block.
+        let failing = rep
             .directions
             .iter()
-            .all(|d| d.observed.sql_running == "Yes");
-        if (self.reconcile_due || periodic) && running {
+            .any(|d| d.observed.sql_running != "Yes" && d.observed.last_sql_errno != 0);
+        let reachable = rep
+            .directions
+            .iter()
+            .all(|d| d.observed.replica_error.is_none());
+        if (self.reconcile_due || periodic) && !failing && reachable {
             self.reconcile().await;
         }
         rep
