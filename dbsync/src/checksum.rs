@@ -103,30 +103,69 @@ async fn wait_for(db: &mut Db, pos: &GtidPos, wait: Duration) -> Result<bool> {
 }
 
 /// Waits until each server has applied everything the other had written when called.
-/// Returns false when a wait timed out (replication broken or far behind).
-pub async fn sync_point(a: &mut Db, b: &mut Db, wait: Duration) -> Result<bool> {
+/// Returns whether A and whether B caught up (false: replication broken or far behind).
+pub async fn sync_point_each(a: &mut Db, b: &mut Db, wait: Duration) -> Result<(bool, bool)> {
     let (pa, pb) = tokio::join!(own_position(a), own_position(b));
     let (pa, pb) = (pa?, pb?);
     let (wb, wa) = tokio::join!(wait_for(b, &pa, wait), wait_for(a, &pb, wait));
-    Ok(wb? && wa?)
+    Ok((wa?, wb?))
 }
 
-/// Key boundaries every `chunk_size` rows, read from server A's index.
-async fn boundaries(db: &mut Db, meta: &TableMeta, chunk_size: u64) -> Result<Vec<Value>> {
+/// Like [`sync_point_each`], true when both caught up.
+pub async fn sync_point(a: &mut Db, b: &mut Db, wait: Duration) -> Result<bool> {
+    let (wa, wb) = sync_point_each(a, b, wait).await?;
+    Ok(wa && wb)
+}
+
+async fn min_max(db: &mut Db, meta: &TableMeta) -> Result<Option<(i64, i64)>> {
+    let c = meta.chunk.quoted();
+    let sql = format!("SELECT MIN({c}), MAX({c}) FROM {}", meta.cfg.name.quoted());
+    let rows = db.rows(&sql, vec![]).await?;
+    let r = rows.first();
+    let get = |i: usize| {
+        r.and_then(|r| r.get_opt::<Option<i64>, usize>(i))
+            .and_then(Result::ok)
+            .flatten()
+    };
+    Ok(get(0).zip(get(1)))
+}
+
+/// Chunk boundaries: for an integer chunk column, every `chunk_size` values between the
+/// smallest and largest on either server (no scan needed); otherwise every `chunk_size` rows
+/// of server A's index.
+async fn boundaries(
+    a: &mut Db,
+    b: &mut Db,
+    meta: &TableMeta,
+    chunk_size: u64,
+) -> Result<Vec<Value>> {
+    if meta.chunk_numeric {
+        let (ra, rb) = tokio::join!(min_max(a, meta), min_max(b, meta));
+        let range = match (ra?, rb?) {
+            (Some((la, ha)), Some((lb, hb))) => Some((la.min(lb), ha.max(hb))),
+            (x, y) => x.or(y),
+        };
+        return Ok(range.map_or_else(Vec::new, |(lo, hi)| {
+            chunk::numeric_boundaries(lo, hi, chunk_size)
+                .into_iter()
+                .map(Value::Int)
+                .collect()
+        }));
+    }
     let mut out: Vec<Value> = Vec::new();
     let step = chunk_size.saturating_sub(1);
     loop {
         let (sql, params) = match out.last() {
             Some(last) => (
-                chunk::boundary_select(&meta.cfg.name, &meta.cfg.key, true),
+                chunk::boundary_select(&meta.cfg.name, &meta.chunk, true),
                 vec![last.clone(), Value::UInt(step)],
             ),
             None => (
-                chunk::boundary_select(&meta.cfg.name, &meta.cfg.key, false),
+                chunk::boundary_select(&meta.cfg.name, &meta.chunk, false),
                 vec![Value::UInt(step)],
             ),
         };
-        let rows = db.rows(&sql, params).await?;
+        let rows = a.rows(&sql, params).await?;
         match rows
             .into_iter()
             .next()
@@ -139,7 +178,7 @@ async fn boundaries(db: &mut Db, meta: &TableMeta, chunk_size: u64) -> Result<Ve
 }
 
 async fn sum_chunk(db: &mut Db, meta: &TableMeta, c: &Chunk<Value>) -> Result<ChunkSum> {
-    let (cond, params) = c.condition(&meta.cfg.key);
+    let (cond, params) = c.condition(&meta.chunk);
     let sql = chunk::checksum_select(&meta.cfg.name, &meta.columns, &cond);
     let rows = db.rows(&sql, params).await?;
     let r = rows.first();
@@ -180,6 +219,27 @@ pub fn differing_keys(
     keys
 }
 
+/// The keys whose rows differ, comparing each candidate key's row wherever it sits on each
+/// server (the same key can have a different chunk value on each side).
+pub async fn keys_differing(
+    a: &mut Db,
+    b: &mut Db,
+    meta: &TableMeta,
+    cfg: &Config,
+    chunk_a: &std::collections::BTreeMap<Key, RowData>,
+    chunk_b: &std::collections::BTreeMap<Key, RowData>,
+) -> Result<Vec<Key>> {
+    let candidates = differing_keys(chunk_a, chunk_b);
+    if candidates.is_empty() {
+        return Ok(candidates);
+    }
+    let (ra, rb) = tokio::join!(
+        crate::table::fetch_keys(a, meta, &candidates, cfg.grace_period_s),
+        crate::table::fetch_keys(b, meta, &candidates, cfg.grace_period_s)
+    );
+    Ok(differing_keys(&ra?, &rb?))
+}
+
 /// A chunk that differs, its bounds and sums.
 pub struct Differing {
     /// The chunk.
@@ -199,7 +259,7 @@ pub async fn find_differing(
 ) -> Result<(usize, u64, u64, bool, Vec<Differing>)> {
     let wait = Duration::from_secs(cfg.timeout_s);
     let consistent = sync_point(a, b, wait).await?;
-    let plan = chunk::plan(&boundaries(a, meta, cfg.chunk_size).await?);
+    let plan = chunk::plan(&boundaries(a, b, meta, cfg.chunk_size).await?);
     progress.set_length(plan.len() as u64);
     let (mut rows_a, mut rows_b) = (0u64, 0u64);
     let mut suspects = Vec::new();
@@ -260,7 +320,7 @@ pub async fn checksum_table(
             fetch_rows(a, meta, &d.chunk, cfg.grace_period_s),
             fetch_rows(b, meta, &d.chunk, cfg.grace_period_s)
         );
-        let keys = differing_keys(&ra?, &rb?);
+        let keys = keys_differing(a, b, meta, cfg, &ra?, &rb?).await?;
         differing.push(ChunkDiff {
             index: d.chunk.index,
             lower: bound_text(&d.chunk.lower),

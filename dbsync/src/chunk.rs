@@ -84,6 +84,23 @@ pub fn boundary_select(table: &Ident, key: &Ident, has_lower: bool) -> String {
     )
 }
 
+/// Boundaries for an integer key between `lo` and `hi` (the smallest and largest value on either
+/// server): every `width` values, so a chunk holds at most `width` rows. Gaps only make chunks
+/// smaller; the open ends of [`plan`] catch anything outside.
+pub fn numeric_boundaries(lo: i64, hi: i64, width: u64) -> Vec<i64> {
+    let width = i64::try_from(width.max(1)).unwrap_or(i64::MAX);
+    let mut out = Vec::new();
+    let mut b = lo.saturating_sub(1);
+    loop {
+        b = b.saturating_add(width);
+        if b >= hi {
+            break;
+        }
+        out.push(b);
+    }
+    out
+}
+
 /// A chunk's checksum as one server computed it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub struct ChunkSum {
@@ -139,6 +156,23 @@ mod tests {
                 .count();
             assert_eq!(hits, 1, "key {k}");
         }
+    }
+
+    #[test]
+    fn numeric_boundaries_split_every_width_values() {
+        assert_eq!(numeric_boundaries(1, 10, 4), vec![4, 8]);
+        assert_eq!(numeric_boundaries(1, 8, 4), vec![4]);
+        assert_eq!(numeric_boundaries(5, 5, 4), Vec::<i64>::new());
+        assert_eq!(numeric_boundaries(1, 3, 0), vec![1, 2]);
+        let p = plan(&numeric_boundaries(1, 10, 4));
+        assert_eq!(p.len(), 3);
+        assert_eq!(p[1].lower, Some(4));
+        assert_eq!(p[1].upper, Some(8));
+        // Extremes never overflow.
+        assert_eq!(
+            numeric_boundaries(i64::MAX - 1, i64::MAX, u64::MAX),
+            Vec::<i64>::new()
+        );
     }
 
     #[test]

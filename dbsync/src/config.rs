@@ -80,6 +80,10 @@ pub struct TableConfig {
     /// The expiry column (later wins on a version tie; long-expired rows are removed).
     #[serde(default = "default_expires")]
     pub expires: Ident,
+    /// Integer column the checksum chunks by (the primary key: ranges of it are sequential
+    /// reads); when the table has no such column, chunks follow `key`.
+    #[serde(default = "default_chunk_by")]
+    pub chunk_by: Ident,
 }
 
 /// The one-time `setup` settings.
@@ -253,6 +257,9 @@ fn default_last_modified() -> Ident {
 fn default_expires() -> Ident {
     ident("expires")
 }
+fn default_chunk_by() -> Ident {
+    ident("id")
+}
 fn default_repl_user() -> Ident {
     ident("hasip_repl")
 }
@@ -274,6 +281,7 @@ fn default_tables() -> Vec<TableConfig> {
         key: default_key(),
         version: default_last_modified(),
         expires: default_expires(),
+        chunk_by: default_chunk_by(),
     }]
 }
 fn default_repair_errors() -> Vec<u32> {

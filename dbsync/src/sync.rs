@@ -5,12 +5,15 @@
 use indicatif::ProgressBar;
 use mysql_async::Value;
 
-use crate::checksum::{differing_keys, find_differing};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use crate::checksum::{differing_keys, find_differing, sync_point_each};
 use crate::config::Config;
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::reconcile::{decide, Action, Side, Version};
-use crate::table::{fetch_rows, RowData, TableMeta};
+use crate::table::{fetch_keys, fetch_rows, Key, RowData, TableMeta};
 
 /// One fix, planned or applied.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -38,6 +41,8 @@ pub struct TableSync {
     pub differing_chunks: usize,
     /// Fixes, planned or applied.
     pub fixes: Vec<Fix>,
+    /// Keys left for a later round: still changing, or their target had not caught up.
+    pub deferred: usize,
 }
 
 /// `UPDATE` of every column of the loser's row, only while its version is older than the winner's.
@@ -129,7 +134,9 @@ fn pick<'a>(side: Side, a: &'a mut Db, b: &'a mut Db) -> &'a mut Db {
     }
 }
 
-/// Applies (or, with `dry_run`, only plans) the fix for one key.
+/// Applies (or, with `dry_run`, only plans) the fix for one key; `None` when there is nothing to
+/// do or its target has not caught up with its peer (`caught_up` = for A, for B).
+#[allow(clippy::too_many_arguments)] // both servers, both rows and both flags belong together
 async fn fix_key(
     a: &mut Db,
     b: &mut Db,
@@ -137,8 +144,13 @@ async fn fix_key(
     cfg: &Config,
     ra: Option<&RowData>,
     rb: Option<&RowData>,
+    caught_up: (bool, bool),
     dry_run: bool,
-) -> Result<Vec<Fix>> {
+) -> Result<Option<Fix>> {
+    let ready = |s: Side| match s {
+        Side::A => caught_up.0,
+        Side::B => caught_up.1,
+    };
     let versioned = |r: Option<&RowData>| -> Result<Option<Version>> {
         match r {
             None => Ok(None),
@@ -159,11 +171,21 @@ async fn fix_key(
     };
     let table = meta.cfg.name.to_string();
     let mut fixes = Vec::new();
-    match decide(va.as_ref(), vb.as_ref(), same, cfg.priority) {
+    let action = decide(va.as_ref(), vb.as_ref(), same, cfg.priority);
+    let allowed = match action {
+        Action::Nothing => false,
+        Action::Overwrite { winner, .. } => ready(winner.other()),
+        Action::Copy { from } => ready(from.other()),
+        Action::Remove { .. } => caught_up.0 && caught_up.1,
+    };
+    if !allowed {
+        return Ok(None);
+    }
+    match action {
         Action::Nothing => {}
         Action::Overwrite { winner, tie } => {
             let Some(w) = row_of(winner) else {
-                return Ok(fixes);
+                return Ok(None);
             };
             let sql = overwrite_sql(meta, tie);
             let (v, e) = version_params(meta, w)?;
@@ -183,7 +205,7 @@ async fn fix_key(
         }
         Action::Copy { from } => {
             let Some(w) = row_of(from) else {
-                return Ok(fixes);
+                return Ok(None);
             };
             let sql = insert_sql(meta);
             let shown = display_sql(&sql, &w.values);
@@ -215,7 +237,7 @@ async fn fix_key(
         }
         Action::Remove { on } => {
             let Some(w) = row_of(on) else {
-                return Ok(fixes);
+                return Ok(None);
             };
             let sql = remove_sql(meta);
             let (v, e) = version_params(meta, w)?;
@@ -233,14 +255,17 @@ async fn fix_key(
             });
         }
     }
-    Ok(fixes)
+    Ok(fixes.pop())
 }
 
 fn key_text(meta: &TableMeta, row: &RowData) -> String {
     crate::table::Key::from_value(&key_value(meta, row)).map_or_else(String::new, |k| k.to_string())
 }
 
-/// Reconciles one table: finds the differing chunks, then fixes each differing key.
+/// Reconciles one table: finds the differing chunks, then fixes each key whose difference is
+/// real. A key whose rows change between two looks separated by a sync point is still being
+/// replicated (or written) and is left for the next round; a fix goes only to a server that has
+/// caught up with its peer, so replication cannot bring the same change afterwards.
 pub async fn sync_table(
     a: &mut Db,
     b: &mut Db,
@@ -254,37 +279,71 @@ pub async fn sync_table(
             meta.cfg.name, meta.cfg.version, meta.cfg.expires
         )));
     }
+    let wait = Duration::from_secs(cfg.timeout_s);
+    let grace = cfg.grace_period_s;
     let (_, _, _, _, diffs) = find_differing(a, b, meta, cfg, &ProgressBar::hidden()).await?;
+    let mut handled: BTreeSet<Key> = BTreeSet::new();
     let mut fixes = Vec::new();
+    let mut deferred = 0usize;
     for d in &diffs {
-        let (ra, rb) = tokio::join!(
-            fetch_rows(a, meta, &d.chunk, cfg.grace_period_s),
-            fetch_rows(b, meta, &d.chunk, cfg.grace_period_s)
+        let (ca, cb) = tokio::join!(
+            fetch_rows(a, meta, &d.chunk, grace),
+            fetch_rows(b, meta, &d.chunk, grace)
         );
-        let (ra, rb) = (ra?, rb?);
-        for key in differing_keys(&ra, &rb) {
-            let f = fix_key(a, b, meta, cfg, ra.get(&key), rb.get(&key), dry_run).await?;
-            for fix in &f {
-                if !dry_run {
-                    tracing::info!(
-                        event = "reconcile_fix",
-                        table = %fix.table,
-                        key = %fix.key,
-                        action = fix.action,
-                        server = %fix.on,
-                        changed = fix.changed,
-                    );
-                    metrics::counter!("dbsync_rows_fixed_total", "table" => fix.table.clone(), "server" => fix.on.clone())
-                        .increment(fix.changed);
-                }
-            }
-            fixes.extend(f);
+        let mut keys = differing_keys(&ca?, &cb?);
+        keys.retain(|k| !handled.contains(k));
+        if keys.is_empty() {
+            continue;
         }
+        let (r1a, r1b) = tokio::join!(
+            fetch_keys(a, meta, &keys, grace),
+            fetch_keys(b, meta, &keys, grace)
+        );
+        let (r1a, r1b) = (r1a?, r1b?);
+        let (a_ok, b_ok) = sync_point_each(a, b, wait).await?;
+        let (r2a, r2b) = tokio::join!(
+            fetch_keys(a, meta, &keys, grace),
+            fetch_keys(b, meta, &keys, grace)
+        );
+        let (r2a, r2b) = (r2a?, r2b?);
+        for key in keys {
+            handled.insert(key.clone());
+            let (x, y) = (r2a.get(&key), r2b.get(&key));
+            if x.map(|r| &r.values) == y.map(|r| &r.values) {
+                continue;
+            }
+            if r1a.get(&key) != x || r1b.get(&key) != y {
+                deferred += 1;
+                continue;
+            }
+            match fix_key(a, b, meta, cfg, x, y, (a_ok, b_ok), dry_run).await? {
+                Some(f) => {
+                    if !dry_run {
+                        tracing::info!(
+                            event = "reconcile_fix",
+                            table = %f.table,
+                            key = %f.key,
+                            action = f.action,
+                            server = %f.on,
+                            changed = f.changed,
+                        );
+                        metrics::counter!("dbsync_rows_fixed_total", "table" => f.table.clone(), "server" => f.on.clone())
+                            .increment(f.changed);
+                    }
+                    fixes.push(f);
+                }
+                None => deferred += 1,
+            }
+        }
+    }
+    if deferred > 0 {
+        tracing::info!(event = "reconcile_deferred", table = %meta.cfg.name, keys = deferred);
     }
     Ok(TableSync {
         table: meta.cfg.name.to_string(),
         differing_chunks: diffs.len(),
         fixes,
+        deferred,
     })
 }
 
@@ -322,6 +381,7 @@ mod tests {
                 key: i("ruid"),
                 version: i("last_modified"),
                 expires: i("expires"),
+                chunk_by: i("id"),
             },
             vec![
                 (i("id"), false),
@@ -330,6 +390,7 @@ mod tests {
                 (i("last_modified"), false),
                 (i("path"), true),
             ],
+            true,
         )
         .unwrap()
     }
@@ -376,11 +437,13 @@ mod tests {
                 key: i("id"),
                 version: i("last_modified"),
                 expires: i("expires"),
+                chunk_by: i("id"),
             },
             vec![(i("id"), false), (i("username"), false)],
+            false,
         )
         .unwrap();
         assert!(!m.versioned());
-        assert!(TableMeta::new(m.cfg.clone(), vec![(i("username"), false)]).is_err());
+        assert!(TableMeta::new(m.cfg.clone(), vec![(i("username"), false)], false).is_err());
     }
 }

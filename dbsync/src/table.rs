@@ -24,6 +24,10 @@ pub struct TableMeta {
     pub version: Option<usize>,
     /// Index of the expiry column, if present.
     pub expires: Option<usize>,
+    /// The column chunks are ranges of: `chunk_by` when it is an integer column, else `key`.
+    pub chunk: Ident,
+    /// True when `chunk` is an integer column (chunks are then planned from MIN and MAX).
+    pub chunk_numeric: bool,
 }
 
 /// A key value that sorts the way the merge needs (exact, byte-wise for strings).
@@ -77,10 +81,13 @@ pub struct RowData {
     pub version: Option<Version>,
 }
 
-async fn columns_of(db: &mut Db, database: &Ident, table: &Ident) -> Result<Vec<(Ident, bool)>> {
+/// A column as the catalog describes it: name, nullable, integer type.
+type ColumnInfo = (Ident, bool, bool);
+
+async fn columns_of(db: &mut Db, database: &Ident, table: &Ident) -> Result<Vec<ColumnInfo>> {
     let rows = db
         .rows(
-            "SELECT COLUMN_NAME, IS_NULLABLE FROM information_schema.COLUMNS \
+            "SELECT COLUMN_NAME, IS_NULLABLE, DATA_TYPE FROM information_schema.COLUMNS \
              WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
             vec![database.as_str().into(), table.as_str().into()],
         )
@@ -95,9 +102,17 @@ async fn columns_of(db: &mut Db, database: &Ident, table: &Ident) -> Result<Vec<
             .get_opt::<String, usize>(1)
             .and_then(Result::ok)
             .unwrap_or_default();
+        let data_type: String = r
+            .get_opt::<String, usize>(2)
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        let integer = matches!(
+            data_type.as_str(),
+            "tinyint" | "smallint" | "mediumint" | "int" | "bigint"
+        );
         let ident = Ident::new(&name)
             .map_err(|e| Error::Refused(format!("{}: column of {table}: {e}", db.name)))?;
-        cols.push((ident, nullable == "YES"));
+        cols.push((ident, nullable == "YES", integer));
     }
     Ok(cols)
 }
@@ -127,22 +142,36 @@ impl TableMeta {
                 cfg.name, a.name, b.name
             )));
         }
-        TableMeta::new(cfg.clone(), ca)
+        let chunk_numeric = ca.iter().any(|(n, _, int)| *n == cfg.chunk_by && *int);
+        let columns = ca.into_iter().map(|(n, null, _)| (n, null)).collect();
+        TableMeta::new(cfg.clone(), columns, chunk_numeric)
     }
 
-    /// Builds the metadata from a known column list.
-    pub fn new(cfg: TableConfig, columns: Vec<(Ident, bool)>) -> Result<TableMeta> {
+    /// Builds the metadata from a known column list; `chunk_numeric` says `chunk_by` is an
+    /// integer column of the table.
+    pub fn new(
+        cfg: TableConfig,
+        columns: Vec<(Ident, bool)>,
+        chunk_numeric: bool,
+    ) -> Result<TableMeta> {
         let find = |c: &Ident| columns.iter().position(|(n, _)| n == c);
         let key = find(&cfg.key).ok_or_else(|| {
             Error::Refused(format!("table {} has no key column {}", cfg.name, cfg.key))
         })?;
         let version = find(&cfg.version);
         let expires = find(&cfg.expires);
+        let (chunk, chunk_numeric) = if chunk_numeric && find(&cfg.chunk_by).is_some() {
+            (cfg.chunk_by.clone(), true)
+        } else {
+            (cfg.key.clone(), false)
+        };
         Ok(TableMeta {
             columns,
             key,
             version,
             expires,
+            chunk,
+            chunk_numeric,
             cfg,
         })
     }
@@ -169,7 +198,37 @@ pub async fn fetch_rows(
     chunk: &Chunk<Value>,
     grace_s: u64,
 ) -> Result<BTreeMap<Key, RowData>> {
-    let (cond, mut params) = chunk.condition(&meta.cfg.key);
+    let (cond, params) = chunk.condition(&meta.chunk);
+    fetch_where(db, meta, &cond, params, grace_s).await
+}
+
+/// How many keys go into one `IN (...)` list.
+const KEYS_PER_QUERY: usize = 500;
+
+/// The rows with the given keys on one server (rows may sit in different chunks on each server).
+pub async fn fetch_keys(
+    db: &mut Db,
+    meta: &TableMeta,
+    keys: &[Key],
+    grace_s: u64,
+) -> Result<BTreeMap<Key, RowData>> {
+    let mut out = BTreeMap::new();
+    for batch in keys.chunks(KEYS_PER_QUERY) {
+        let marks = vec!["?"; batch.len()].join(", ");
+        let cond = format!("{} IN ({marks})", meta.cfg.key.quoted());
+        let params = batch.iter().map(Key::to_value).collect();
+        out.extend(fetch_where(db, meta, &cond, params, grace_s).await?);
+    }
+    Ok(out)
+}
+
+async fn fetch_where(
+    db: &mut Db,
+    meta: &TableMeta,
+    cond: &str,
+    mut params: Vec<Value>,
+    grace_s: u64,
+) -> Result<BTreeMap<Key, RowData>> {
     let gone = match meta.expires {
         Some(_) => format!(
             "({} < NOW(6) - INTERVAL ? SECOND)",
