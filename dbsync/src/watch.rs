@@ -13,6 +13,9 @@ use crate::observe::{beat, direction, server_state, ServerState};
 use crate::reconcile::Side;
 use crate::status::{report, Health, Report};
 
+/// How many times a reconcile that deferred keys is repeated at the next poll.
+const QUICK_RETRIES: u32 = 5;
+
 /// The daemon's state between polls.
 pub struct Watch {
     cfg: Config,
@@ -20,6 +23,11 @@ pub struct Watch {
     b: Option<Db>,
     last_reconcile: Instant,
     reconcile_due: bool,
+    /// The reconcile in progress: it runs beside the polls, on its own connections, so a long
+    /// reconcile never delays the detection of a breakage.
+    /// Quick retries left after a reconcile deferred keys (reset by a repair).
+    quick_retries: u32,
+    reconciling: Option<tokio::task::JoinHandle<Result<Vec<crate::sync::TableSync>>>>,
     last_state: Vec<(Health, String)>,
     refused: HashSet<String>,
 }
@@ -41,6 +49,8 @@ impl Watch {
             last_reconcile: Instant::now(),
             // A fresh start reconciles once: nobody watched while dbsync was down.
             reconcile_due: true,
+            reconciling: None,
+            quick_retries: QUICK_RETRIES,
             last_state: Vec::new(),
             refused: HashSet::new(),
         }
@@ -125,6 +135,7 @@ impl Watch {
             }
         }
 
+        self.collect_reconcile().await;
         let interval = Duration::from_secs(self.cfg.reconcile_interval_s);
         let periodic =
             self.cfg.reconcile_interval_s > 0 && self.last_reconcile.elapsed() >= interval;
@@ -138,8 +149,8 @@ impl Watch {
             .directions
             .iter()
             .all(|d| d.observed.replica_error.is_none());
-        if (self.reconcile_due || periodic) && !failing && reachable {
-            self.reconcile().await;
+        if (self.reconcile_due || periodic) && !failing && reachable && self.reconciling.is_none() {
+            self.start_reconcile();
         }
         rep
     }
@@ -187,6 +198,7 @@ impl Watch {
                     .increment(1);
                 if r.acted() {
                     self.reconcile_due = true;
+                    self.quick_retries = QUICK_RETRIES;
                 }
                 r.acted()
             }
@@ -202,36 +214,60 @@ impl Watch {
         }
     }
 
-    async fn reconcile(&mut self) {
+    fn start_reconcile(&mut self) {
         let cfg = self.cfg.clone();
-        let (Some(a), Some(b)) = (self.a.as_mut(), self.b.as_mut()) else {
-            return;
-        };
-        let started = Instant::now();
-        match crate::sync::run(&cfg, a, b, &[], false).await {
-            Ok(tables) => {
+        // A repair that happens from now on needs a reconcile after this one.
+        self.reconcile_due = false;
+        self.last_reconcile = Instant::now();
+        self.reconciling = Some(tokio::spawn(async move {
+            let started = Instant::now();
+            let (a, b) = crate::db::connect_both(&cfg).await;
+            let (mut a, mut b) = (a?, b?);
+            let r = crate::sync::run(&cfg, &mut a, &mut b, &[], false).await;
+            a.close().await;
+            b.close().await;
+            if let Ok(tables) = &r {
                 let fixed: usize = tables.iter().map(|t| t.fixes.len()).sum();
+                let deferred: usize = tables.iter().map(|t| t.deferred).sum();
                 tracing::info!(
                     event = "reconcile",
                     fixes = fixed,
-                    took_ms = started.elapsed().as_millis() as u64,
+                    deferred,
+                    took_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
                 );
-                metrics::counter!("dbsync_reconcile_runs_total", "outcome" => "ok").increment(1);
-                self.reconcile_due = false;
-                self.last_reconcile = Instant::now();
+            }
+            r
+        }));
+    }
+
+    /// Collects a finished reconcile: metrics, and a retry soon when it failed or deferred keys.
+    async fn collect_reconcile(&mut self) {
+        if !self.reconciling.as_ref().is_some_and(|t| t.is_finished()) {
+            return;
+        }
+        let Some(task) = self.reconciling.take() else {
+            return;
+        };
+        let outcome = match task.await {
+            Ok(Ok(tables)) => {
+                // Rows still moving (or a server catching up): look again soon rather than after a
+                // whole interval, a few times; hot rows under constant load stay for the periodic run.
+                if tables.iter().any(|t| t.deferred > 0) && self.quick_retries > 0 {
+                    self.quick_retries -= 1;
+                    self.reconcile_due = true;
+                }
+                "ok"
+            }
+            Ok(Err(e)) => {
+                tracing::error!(event = "reconcile_failed", error = %e);
+                "failed"
             }
             Err(e) => {
                 tracing::error!(event = "reconcile_failed", error = %e);
-                metrics::counter!("dbsync_reconcile_runs_total", "outcome" => "failed")
-                    .increment(1);
-                // A server dropped mid-way: reopen both next time.
-                if e.is_connection() {
-                    self.a = None;
-                    self.b = None;
-                }
-                self.last_reconcile = Instant::now();
+                "failed"
             }
-        }
+        };
+        metrics::counter!("dbsync_reconcile_runs_total", "outcome" => outcome).increment(1);
     }
 }
 
@@ -255,6 +291,9 @@ pub async fn run(cfg: Config, latest: Latest, shutdown: impl Future<Output = ()>
                 }
             }
         }
+    }
+    if let Some(task) = w.reconciling.take() {
+        task.abort();
     }
     for db in [w.a.take(), w.b.take()].into_iter().flatten() {
         db.close().await;

@@ -173,7 +173,10 @@ async fn dbsync_benchmark() -> anyhow::Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(50_000);
-    cfg.timeout_s = 60;
+    cfg.timeout_s = std::env::var("DBSYNC_BENCH_TIMEOUT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
 
     let t = Instant::now();
     load(&pair, n).await?;
