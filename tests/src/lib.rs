@@ -5,6 +5,8 @@
 //!   dbsync and whole-stack tests run against.
 //! - [`mariadb_server`]: one `mariadbd` process of the pair: free port, data
 //!   dir, stop / kill / restart, and query helpers with bound parameters.
+//! - [`mariadb_template`]: the initialised data dir servers start from, built
+//!   once by `mariadb-install-db` and cached, then copied per server.
 //! - [`sql`]: running the repository's `sql/` files (statement splitting,
 //!   placeholder substitution with safe quoting).
 //!
@@ -12,6 +14,7 @@
 
 pub mod mariadb_pair;
 pub mod mariadb_server;
+pub mod mariadb_template;
 pub mod sql;
 
 pub use mariadb_pair::MariaDbPair;

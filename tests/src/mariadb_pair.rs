@@ -6,10 +6,9 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 use tempfile::TempDir;
-use tokio::time::{sleep, Instant};
 
 use crate::mariadb_server::{
-    Binaries, MariaDbServer, ServerRole, APP_DATABASE, APP_PASSWORD, DBSYNC_PASSWORD,
+    Binaries, MariaDbServer, ServerRole, SlaveStatus, APP_DATABASE, APP_PASSWORD, DBSYNC_PASSWORD,
     REPL_PASSWORD, REPL_USER,
 };
 use crate::sql::{fill_placeholders, run_script, run_sql_file, sql_dir, string_literal};
@@ -21,6 +20,23 @@ pub const REPLICATION_TIMEOUT: Duration = Duration::from_secs(30);
 /// (2, 2, even ids), each a replica of the other, with the schema applied in
 /// database `hasip`. Dropping the pair kills both servers and removes their
 /// files.
+///
+/// ```no_run
+/// # async fn demo() -> anyhow::Result<()> {
+/// let pair = hasip_tests::MariaDbPair::start().await?;
+/// pair.a
+///     .exec(
+///         "INSERT INTO subscriber (username, domain) VALUES (?, ?)",
+///         ("alice", "example.com"),
+///     )
+///     .await?;
+/// pair.wait_replicated().await?;
+/// let on_b: u64 = pair.b.query_value("SELECT COUNT(*) FROM subscriber", ()).await?;
+/// assert_eq!(on_b, 1);
+/// // Give the binary under test `pair.a.app_url()` / `pair.b.app_url()`.
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct MariaDbPair {
     /// Server A (server_id 1), where the schema was applied.
@@ -166,20 +182,10 @@ async fn replicate_from(source: &MariaDbServer, replica: &MariaDbServer) -> anyh
 /// Waits until both replica threads of `replica` run: after a restart of its
 /// source the IO thread needs up to MASTER_CONNECT_RETRY to reconnect.
 async fn wait_running(replica: &MariaDbServer, limit: Duration) -> anyhow::Result<()> {
-    let deadline = Instant::now() + limit;
-    loop {
-        let status = replica.slave_status().await?;
-        if status.is_running() {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            bail!(
-                "MariaDB {}: replica threads not running after {limit:?}: {status:?}",
-                replica.name()
-            );
-        }
-        sleep(Duration::from_millis(50)).await;
-    }
+    replica
+        .wait_slave_status(SlaveStatus::is_running, limit)
+        .await
+        .map(drop)
 }
 
 /// Waits until `replica` has applied every GTID in `source`'s binary log,

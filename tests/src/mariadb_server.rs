@@ -2,7 +2,6 @@
 //! stop, SIGKILL, restart on the same data dir and port, and query helpers.
 
 use std::fmt::Write as _;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
@@ -11,6 +10,8 @@ use anyhow::{anyhow, bail, Context};
 use mysql_async::prelude::{FromValue, Queryable};
 use mysql_async::{Conn, Opts, OptsBuilder, Params, Row};
 use tokio::time::{sleep, timeout, Instant};
+
+use crate::mariadb_template::{init_data_dir, shared_args};
 
 /// Database the schema lives in.
 pub const APP_DATABASE: &str = "hasip";
@@ -113,7 +114,8 @@ pub struct MariaDbServer {
 }
 
 impl MariaDbServer {
-    /// Initialises a data dir under `dir`, picks a free port and starts the
+    /// Initialises a data dir under `dir` (a copy of the cached template, see
+    /// [`crate::mariadb_template`]), picks a free port and starts the
     /// server, retrying with another port if one is taken meanwhile.
     pub async fn create(
         binaries: Binaries,
@@ -129,7 +131,7 @@ impl MariaDbServer {
         };
         let tmp = server.tmp_dir();
         std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        server.install_db().await?;
+        init_data_dir(&server.binaries, &server.data_dir()).await?;
         const PORT_ATTEMPTS: usize = 8;
         for _ in 0..PORT_ATTEMPTS {
             server.port = free_port()?;
@@ -296,6 +298,47 @@ impl MariaDbServer {
         Ok(result)
     }
 
+    /// Like [`Self::exec`], but with `sql_log_bin = 0`: the change stays on
+    /// this server. This is how tests make the two servers diverge (and how
+    /// dbsync writes its repairs).
+    pub async fn exec_unlogged(
+        &self,
+        sql: &str,
+        params: impl Into<Params> + Send,
+    ) -> anyhow::Result<(u64, Option<u64>)> {
+        let mut conn = self.conn().await?;
+        conn.query_drop("SET SESSION sql_log_bin = 0").await?;
+        conn.exec_drop(sql, params)
+            .await
+            .with_context(|| format!("MariaDB {} (unlogged): {sql}", self.role.name))?;
+        let result = (conn.affected_rows(), conn.last_insert_id());
+        conn.disconnect().await.ok();
+        Ok(result)
+    }
+
+    /// Polls [`Self::slave_status`] until `done` holds, for at most `limit`;
+    /// returns the status that satisfied it.
+    pub async fn wait_slave_status(
+        &self,
+        done: impl Fn(&SlaveStatus) -> bool,
+        limit: Duration,
+    ) -> anyhow::Result<SlaveStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let status = self.slave_status().await?;
+            if done(&status) {
+                return Ok(status);
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "MariaDB {}: replica state not reached within {limit:?}: {status:?}",
+                    self.role.name
+                );
+            }
+            sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// The replica state (`SHOW SLAVE STATUS`) of this server.
     pub async fn slave_status(&self) -> anyhow::Result<SlaveStatus> {
         let mut conn = self.root_conn().await?;
@@ -403,60 +446,25 @@ impl MariaDbServer {
         self.dir.join("data")
     }
 
+    fn socket_path(&self) -> PathBuf {
+        self.dir.join("mariadbd.sock")
+    }
+
     fn tmp_dir(&self) -> PathBuf {
         self.dir.join("tmp")
     }
 
-    /// Options shared by `mariadb-install-db` and `mariadbd`: the small InnoDB
-    /// sizes must match, or the server resizes the redo log on every start.
+    /// Options of `mariadbd` that do not depend on the role.
     fn common_args(&self) -> Vec<String> {
         let mut args = vec![
             // First, or my.cnf files (and the default instance's port and socket)
             // are read.
             "--no-defaults".to_owned(),
             format!("--datadir={}", self.data_dir().display()),
-            // Private: parallel bootstraps sharing /tmp trip over each other's
-            // temporary tables.
             format!("--tmpdir={}", self.tmp_dir().display()),
-            "--innodb-buffer-pool-size=16M".to_owned(),
-            "--innodb-log-file-size=4M".to_owned(),
-            "--innodb-log-buffer-size=2M".to_owned(),
-            // Native AIO contexts are a machine-wide limit that parallel pairs
-            // could exhaust.
-            "--innodb-use-native-aio=0".to_owned(),
         ];
-        if running_as_root() {
-            args.push("--user=root".to_owned());
-        }
+        args.extend(shared_args());
         args
-    }
-
-    async fn install_db(&self) -> anyhow::Result<()> {
-        let log = self.dir.join("install-db.log");
-        let log_file = std::fs::File::create(&log)?;
-        let status = tokio::process::Command::new(&self.binaries.install_db)
-            .args(self.common_args())
-            .args([
-                "--auth-root-authentication-method=normal",
-                "--skip-test-db",
-                "--skip-name-resolve",
-            ])
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone()?)
-            .stderr(log_file)
-            // No kill_on_drop: killing the script would orphan the bootstrap
-            // server it runs; a dropped install simply finishes on its own.
-            .status()
-            .await
-            .with_context(|| format!("running {}", self.binaries.install_db.display()))?;
-        if !status.success() {
-            bail!(
-                "MariaDB {}: mariadb-install-db failed ({status})\n{}",
-                self.role.name,
-                log_tail(&log, LOG_TAIL_LINES)
-            );
-        }
-        Ok(())
     }
 
     fn server_args(&self) -> Vec<String> {
@@ -467,7 +475,7 @@ impl MariaDbServer {
             // Before the log paths: it sets their defaults.
             "--log-basename=mariadb".to_owned(),
             format!("--log-error={}", self.log_path().display()),
-            format!("--socket={}", dir.join("mariadbd.sock").display()),
+            format!("--socket={}", self.socket_path().display()),
             format!("--pid-file={}", dir.join("mariadbd.pid").display()),
             format!("--port={}", self.port),
             "--bind-address=127.0.0.1".to_owned(),
@@ -540,9 +548,13 @@ impl MariaDbServer {
                 );
             }
             if let Ok(Ok(mut conn)) = timeout(CONNECT_TIMEOUT, Conn::new(self.root_opts())).await {
-                let ok = conn.query_drop("SELECT 1").await.is_ok();
+                // The port may belong to another test's server that bound it
+                // first (ours then exits with "Address already in use"), so
+                // check who answered.
+                let socket: Option<String> =
+                    conn.query_first("SELECT @@socket").await.ok().flatten();
                 conn.disconnect().await.ok();
-                if ok {
+                if socket.as_deref() == Some(self.socket_path().to_string_lossy().as_ref()) {
                     return Ok(Launch::Ready);
                 }
             }
@@ -623,17 +635,13 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
-fn running_as_root() -> bool {
-    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
-}
-
 fn read_from(path: &Path, offset: u64) -> String {
     let text = std::fs::read(path).unwrap_or_default();
     let start = usize::try_from(offset).unwrap_or(0).min(text.len());
     String::from_utf8_lossy(text.get(start..).unwrap_or_default()).into_owned()
 }
 
-fn log_tail(path: &Path, lines: usize) -> String {
+pub(crate) fn log_tail(path: &Path, lines: usize) -> String {
     let text = read_from(path, 0);
     let all: Vec<&str> = text.lines().collect();
     let mut out = format!("--- last lines of {} ---", path.display());

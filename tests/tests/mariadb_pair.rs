@@ -1,6 +1,7 @@
 //! The MariaDB master-master pair harness against real servers: durable
 //! settings, replication both ways, id interleaving, the ruid key, schema
-//! idempotence, and recovery after a crash.
+//! idempotence, recovery after a crash, the users' privileges, and a diverged
+//! row breaking replication with 1062.
 
 use anyhow::{bail, Context};
 use hasip_tests::mariadb_server::row_value;
@@ -321,5 +322,37 @@ async fn users_have_the_privileges_they_need_and_no_more() -> anyhow::Result<()>
         .query_value("SELECT ha1 FROM subscriber WHERE username = ?", ("alice",))
         .await?;
     assert_eq!(ha1, "0123");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_diverged_row_stops_replication_with_1062() -> anyhow::Result<()> {
+    let pair = MariaDbPair::start().await?;
+    // The row exists on B only, so A's insert of the same ruid breaks B's
+    // replica: the situation dbsync repairs.
+    pair.b
+        .exec_unlogged(
+            "INSERT INTO location (ruid, username, contact) VALUES (?, ?, ?)",
+            ("diverged", "heidi", "sip:heidi@192.0.2.9"),
+        )
+        .await?;
+    assert!(binding(&pair.a, "diverged").await?.is_none());
+    insert_binding(&pair.a, "diverged", "heidi", "sip:heidi@192.0.2.10").await?;
+
+    let status = pair
+        .b
+        .wait_slave_status(
+            |s| s.last_sql_errno != 0,
+            std::time::Duration::from_secs(30),
+        )
+        .await?;
+    assert_eq!(status.last_sql_errno, 1062, "{status:?}");
+    assert_eq!(status.sql_running, "No");
+    assert!(pair
+        .wait_replicated_within(std::time::Duration::from_secs(1))
+        .await
+        .is_err());
+    // The other direction is unaffected.
+    assert!(pair.a.slave_status().await?.is_running());
     Ok(())
 }
