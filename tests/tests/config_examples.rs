@@ -41,6 +41,10 @@ fn load(path: &Path) -> Result<(), String> {
         hasip_edge::config::EdgeConfig::load(path)
             .map(drop)
             .map_err(|e| e.to_string())
+    } else if name.starts_with("dbsync") {
+        hasip_dbsync::config::Config::load(path)
+            .map(drop)
+            .map_err(|e| e.to_string())
     } else {
         Err(format!(
             "no loader for {}: add one to tests/tests/config_examples.rs",
@@ -53,7 +57,9 @@ fn load(path: &Path) -> Result<(), String> {
 fn every_example_config_loads() {
     let examples = examples();
     assert!(
-        examples.iter().any(|p| p.ends_with("config/edge.toml")),
+        ["edge", "dbsync"].iter().all(|name| examples
+            .iter()
+            .any(|p| p.ends_with(format!("config/{name}.toml")))),
         "the examples were not found: {examples:?}"
     );
     let failures: Vec<String> = examples
