@@ -518,11 +518,14 @@ pub fn sipp() -> anyhow::Result<PathBuf> {
     bail!("sipp is not installed: run `apt-get install sip-tester`")
 }
 
-/// Writes a sipp injection file of `users` (user;domain;password) into `dir`.
+/// Writes a sipp injection file of `users` into `dir`: user;domain;password and the
+/// `[authentication]` keyword built from them (sipp expands no fields inside it).
 pub fn users_csv(dir: &Path, users: &[(String, String)]) -> anyhow::Result<PathBuf> {
     let mut text = String::from("SEQUENTIAL\n");
     for (user, password) in users {
-        text.push_str(&format!("{user};{DOMAIN};{password}\n"));
+        text.push_str(&format!(
+            "{user};{DOMAIN};{password};[authentication username={user} password={password}]\n"
+        ));
     }
     let path = dir.join("users.csv");
     std::fs::write(&path, text)?;
