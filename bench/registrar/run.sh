@@ -8,7 +8,7 @@
 # tables), then runs registrar/benches/sipp_register.rs, which starts the pair,
 # the registrar binary and Kamailio, runs sipp at each and prints the figures.
 #
-# Knobs (environment): BENCH_USERS (10000), BENCH_ROUNDS (3), BENCH_CONCURRENCY
+# Knobs (environment): BENCH_USERS (10000), BENCH_ROUNDS (3 per pass), BENCH_PASSES (2), BENCH_CONCURRENCY
 # (400), KAMAILIO_CHILDREN (8). Loopback only; each run is bounded by sipp's
 # -timeout and takes a few minutes.
 set -euo pipefail

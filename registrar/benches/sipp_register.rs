@@ -3,15 +3,17 @@
 //! the same sipp load (auth register, 10,000 users from a CSV, each registering again
 //! and again: after the first round every REGISTER is a refresh).
 //!
-//! Run through `bench/registrar/run.sh`. Prints, for each: registrations per second
+//! Run through `bench/registrar/run.sh`. Both servers run at once; sipp drives them in
+//! alternating passes (hasip, Kamailio, hasip, Kamailio), so outside load on the machine
+//! falls on both alike. Prints, per pass and over all passes: registrations per second
 //! (each one REGISTER, 401, REGISTER with credentials, 200), REGISTER requests per
 //! second, failed registrations, p50 and p99 of the registration time, and the ratio.
 //! It then checks that every binding is on both masters. Loopback only, bounded time.
 //!
-//! Environment: `BENCH_USERS` (10000), `BENCH_ROUNDS` (3), `BENCH_CONCURRENCY` (sipp's
-//! `-l`, 400), `BENCH_SHARDS` (the registrar's store shards, 8), `BENCH_TIMEOUT_MS`
-//! (its database call limit, 1000), `KAMAILIO` (`/usr/sbin/kamailio`),
-//! `KAMAILIO_CHILDREN` (8).
+//! Environment: `BENCH_USERS` (10000), `BENCH_ROUNDS` (3 per pass), `BENCH_PASSES`
+//! (2), `BENCH_CONCURRENCY` (sipp's `-l`, 400), `BENCH_SHARDS` (the registrar's store
+//! shards, 8), `BENCH_TIMEOUT_MS` (its database call limit, 1000), `KAMAILIO`
+//! (`/usr/sbin/kamailio`), `KAMAILIO_CHILDREN` (8).
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -61,6 +63,7 @@ async fn main() -> anyhow::Result<()> {
     // `cargo bench` passes `--bench`; nothing else is understood.
     let users: usize = env_or("BENCH_USERS", 10_000);
     let rounds: usize = env_or("BENCH_ROUNDS", 3);
+    let passes: usize = env_or("BENCH_PASSES", 2);
     let concurrency: usize = env_or("BENCH_CONCURRENCY", 400);
     let kamailio = PathBuf::from(
         std::env::var("KAMAILIO").unwrap_or_else(|_| "/usr/sbin/kamailio".to_owned()),
@@ -87,7 +90,9 @@ async fn main() -> anyhow::Result<()> {
     let csv = write_csv(work.path(), users)?;
     let calls = users * rounds;
 
-    // hasip.
+    // Both servers run side by side (idle while the other is measured); passes
+    // alternate hasip, Kamailio, hasip, ... so a burst of outside load on the machine
+    // hits both alike.
     let port = free_udp_port()?;
     let http = free_tcp_port()?;
     let config = work.path().join("registrar.toml");
@@ -101,21 +106,8 @@ async fn main() -> anyhow::Result<()> {
         .spawn()
         .context("starting the registrar")?;
     wait_healthy(http).await?;
-    let target = SocketAddr::from(([127, 0, 0, 1], port));
-    eprintln!("hasip: {calls} registrations, {concurrency} at once");
-    let hasip = run_sipp(
-        "hasip",
-        &sipp,
-        target,
-        &csv,
-        work.path(),
-        calls,
-        concurrency,
-    )
-    .await?;
-    stop(&mut registrar).await;
+    let hasip_target = SocketAddr::from(([127, 0, 0, 1], port));
 
-    // Kamailio, same pair, its own database with the same schema.
     let port = free_udp_port()?;
     let cfg = work.path().join("kamailio.cfg");
     std::fs::write(&cfg, kamailio_config(&pair.a, port))?;
@@ -136,18 +128,17 @@ async fn main() -> anyhow::Result<()> {
         let log = std::fs::read_to_string(work.path().join("kamailio.log")).unwrap_or_default();
         bail!("kamailio exited at start ({status}):\n{log}");
     }
-    let target = SocketAddr::from(([127, 0, 0, 1], port));
-    eprintln!("kamailio: {calls} registrations, {concurrency} at once");
-    let kamailio_figures = run_sipp(
-        "kamailio",
-        &sipp,
-        target,
-        &csv,
-        work.path(),
-        calls,
-        concurrency,
-    )
-    .await?;
+    let kamailio_target = SocketAddr::from(([127, 0, 0, 1], port));
+
+    let mut runs: Vec<Figures> = Vec::new();
+    for pass in 1..=passes {
+        for (name, target) in [("hasip", hasip_target), ("kamailio", kamailio_target)] {
+            eprintln!("pass {pass}/{passes}, {name}: {calls} registrations, {concurrency} at once");
+            let dir = work.path().join(format!("{name}-{pass}"));
+            runs.push(run_sipp(name, &sipp, target, &csv, &dir, calls, concurrency).await?);
+        }
+    }
+    stop(&mut registrar).await;
     stop(&mut kam).await;
 
     // Every 200 OK'd binding on both masters. The replicas apply one transaction at
@@ -162,26 +153,36 @@ async fn main() -> anyhow::Result<()> {
     ];
 
     println!();
-    println!("REGISTER load: {users} users x {rounds} rounds, auth on (401 + REGISTER), {concurrency} concurrent, loopback, 2 cores");
     println!(
-        "{:<10} {:>10} {:>12} {:>8} {:>9} {:>9} {:>9}",
-        "system", "reg/s", "REGISTER/s", "failed", "p50 ms", "p99 ms", "seconds"
+        "REGISTER load: {users} users x {rounds} rounds per pass, {passes} passes each, \
+         auth on (REGISTER, 401, REGISTER, 200), {concurrency} concurrent, loopback"
     );
-    for f in [&hasip, &kamailio_figures] {
-        println!(
-            "{:<10} {:>10.0} {:>12.0} {:>8} {:>9.2} {:>9.2} {:>9.1}",
-            f.name,
-            f.per_sec(),
-            f.per_sec() * 2.0,
-            f.failed,
-            f.p50_ms,
-            f.p99_ms,
-            f.elapsed.as_secs_f64()
-        );
-    }
     println!(
-        "ratio hasip/kamailio: {:.2}x",
-        hasip.per_sec() / kamailio_figures.per_sec().max(1e-9)
+        "{:<10} {:>5} {:>10} {:>12} {:>8} {:>9} {:>9} {:>9}",
+        "system", "pass", "reg/s", "REGISTER/s", "failed", "p50 ms", "p99 ms", "seconds"
+    );
+    for (i, f) in runs.iter().enumerate() {
+        print_row(f, &(i / 2 + 1).to_string());
+    }
+    let total = |name: &'static str| -> Figures {
+        let mine: Vec<&Figures> = runs.iter().filter(|f| f.name == name).collect();
+        let mut times: Vec<f64> = mine.iter().map(|f| f.p50_ms).collect();
+        times.sort_by(f64::total_cmp);
+        Figures {
+            name,
+            ok: mine.iter().map(|f| f.ok).sum(),
+            failed: mine.iter().map(|f| f.failed).sum(),
+            elapsed: mine.iter().map(|f| f.elapsed).sum(),
+            p50_ms: times.get(times.len() / 2).copied().unwrap_or(f64::NAN),
+            p99_ms: mine.iter().map(|f| f.p99_ms).fold(f64::NAN, f64::max),
+        }
+    };
+    let (hasip, kamailio_total) = (total("hasip"), total("kamailio"));
+    print_row(&hasip, "all");
+    print_row(&kamailio_total, "all");
+    println!(
+        "ratio hasip/kamailio (all passes): {:.2}x",
+        hasip.per_sec() / kamailio_total.per_sec().max(1e-9)
     );
     println!(
         "live bindings after replication: hasip A={} B={}, kamailio A={} B={} (expected {users} each)",
@@ -191,6 +192,21 @@ async fn main() -> anyhow::Result<()> {
         bail!("hasip bindings differ between the masters or from the users registered");
     }
     Ok(())
+}
+
+/// One line of the results table.
+fn print_row(f: &Figures, pass: &str) {
+    println!(
+        "{:<10} {:>5} {:>10.0} {:>12.0} {:>8} {:>9.2} {:>9.2} {:>9.1}",
+        f.name,
+        pass,
+        f.per_sec(),
+        f.per_sec() * 2.0,
+        f.failed,
+        f.p50_ms,
+        f.p99_ms,
+        f.elapsed.as_secs_f64()
+    );
 }
 
 /// Creates the `kamailio` database with the same schema, and Kamailio's user on both.
@@ -429,7 +445,7 @@ async fn run_sipp(
     calls: usize,
     concurrency: usize,
 ) -> anyhow::Result<Figures> {
-    let dir = work.join(name);
+    let dir = work.to_path_buf();
     std::fs::create_dir_all(&dir)?;
     let scenario =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../sipp/registrar/auth_register.xml");
@@ -495,7 +511,11 @@ fn read_stats(dir: &Path) -> anyhow::Result<(u64, u64, Option<Duration>)> {
         .context("empty stat file")?
         .split(';')
         .collect();
-    let last: Vec<&str> = lines.next_back().context("no stat line")?.split(';').collect();
+    let last: Vec<&str> = lines
+        .next_back()
+        .context("no stat line")?
+        .split(';')
+        .collect();
     let column = |name: &str| -> Option<&str> {
         let i = header.iter().position(|h| *h == name)?;
         last.get(i).copied()
