@@ -45,6 +45,10 @@ fn load(path: &Path) -> Result<(), String> {
         hasip_dbsync::config::Config::load(path)
             .map(drop)
             .map_err(|e| e.to_string())
+    } else if name.starts_with("registrar") {
+        hasip_registrar::config::RegistrarConfig::load(path)
+            .map(drop)
+            .map_err(|e| e.to_string())
     } else {
         Err(format!(
             "no loader for {}: add one to tests/tests/config_examples.rs",
@@ -57,7 +61,7 @@ fn load(path: &Path) -> Result<(), String> {
 fn every_example_config_loads() {
     let examples = examples();
     assert!(
-        ["edge", "dbsync"].iter().all(|name| examples
+        ["edge", "registrar", "dbsync"].iter().all(|name| examples
             .iter()
             .any(|p| p.ends_with(format!("config/{name}.toml")))),
         "the examples were not found: {examples:?}"
