@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::cleanup::CleanupConfig;
 use crate::error::Error;
+use crate::proxy::ProxyConfig;
 use crate::register::ExpiresPolicy;
 use crate::store::StoreConfig;
 
@@ -44,6 +45,11 @@ pub struct RegistrarConfig {
     /// The task deleting long-expired bindings.
     #[serde(default)]
     pub cleanup: CleanupConfig,
+    /// The home proxy: routing requests to registered users. Its `domains` default to
+    /// `sip.domains`; it signs its nonces with `auth.nonce_secret` and challenges callers
+    /// only while `auth.enabled`.
+    #[serde(default)]
+    pub proxy: ProxyConfig,
     /// Size limits for every message received.
     #[serde(default)]
     pub limits: Limits,
@@ -157,6 +163,9 @@ impl RegistrarConfig {
         if self.expires.min > self.expires.max || self.expires.default == 0 {
             return bad("expires: min must not exceed max, and default must be above 0");
         }
+        self.proxy_config()
+            .validate()
+            .map_err(|e| Error::Config(e.to_string()))?;
         if self.auth.enabled {
             let algorithms = self.auth.parsed_algorithms()?;
             if algorithms.is_empty() {
@@ -172,6 +181,17 @@ impl RegistrarConfig {
             }
         }
         Ok(())
+    }
+
+    /// The home proxy's settings: its domains come from `sip.domains` when empty, and
+    /// with `auth.enabled = false` (a trusted set-up) callers are not challenged either.
+    pub fn proxy_config(&self) -> ProxyConfig {
+        let mut proxy = self.proxy.clone();
+        if proxy.domains.is_empty() {
+            proxy.domains = self.served_domains();
+        }
+        proxy.authenticate &= self.auth.enabled;
+        proxy
     }
 
     /// The served domains, lower case, for comparison with normalised AoRs.

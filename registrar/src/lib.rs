@@ -7,8 +7,10 @@
 //!
 //! - [`config`]: the TOML configuration and its checks.
 //! - [`server`]: binds the SIP sockets and the HTTP endpoint, runs the health probe
-//!   and the cleanup task, and dispatches each request (REGISTER here, the rest to 501
-//!   until the home proxy is wired in).
+//!   and the cleanup task, and dispatches each request (REGISTER here, the rest to the
+//!   home proxy).
+//! - [`proxy`]: the home proxy: requests to registered users through their stored Path
+//!   (stateful forking, CANCEL, caller authentication with 407).
 //! - [`trusted`]: the CIDR list of sources (edges) SIP is accepted from.
 //! - [`request`]: RFC 3261 section 10.3 steps 1, 2 and 5 on a parsed message, and its
 //!   reduction to a [`register::RegisterRequest`] (Path, received, socket, instance).

@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 use crate::auth::{DigestAuth, Precheck};
 use crate::config::{RegistrarConfig, UntrustedAction};
 use crate::error::{Error, StoreError};
+use crate::proxy::Proxy;
 use crate::register::{Outcome, Rejection};
 use crate::reply;
 use crate::request;
@@ -36,6 +37,7 @@ const PROBE_DOWN: u8 = 2;
 /// What every request handler reads.
 struct Shared {
     store: Store,
+    proxy: Proxy<Store>,
     auth: Option<DigestAuth>,
     trusted: Trusted,
     domains: Vec<String>,
@@ -84,8 +86,22 @@ impl Registrar {
         };
         let (endpoint, incoming) = Endpoint::start(transports, inbound, endpoint_config);
         let store = Store::start(&config.store, config.expires.clone())?;
+        let nonce_secret = config
+            .auth
+            .nonce_secret
+            .as_ref()
+            .map(|secret| secret.expose().as_bytes())
+            .unwrap_or_default();
+        let proxy = Proxy::new(
+            &config.proxy_config(),
+            nonce_secret,
+            endpoint.clone(),
+            store.clone(),
+        )
+        .map_err(|e| Error::Config(e.to_string()))?;
         let shared = Arc::new(Shared {
             store: store.clone(),
+            proxy,
             auth: DigestAuth::from_config(&config.auth)?,
             trusted,
             domains: config.served_domains(),
@@ -134,8 +150,18 @@ impl Registrar {
                     Some(Incoming::Request { request, flow, txn }) => {
                         tokio::spawn(handle(Arc::clone(&self.shared), request, flow, txn));
                     }
-                    // ACKs of 2xx, stray responses and STUN are the home proxy's and the
-                    // edge's business; a registrar has nothing to do with them.
+                    // End-to-end ACKs of 2xx and late 2xx retransmissions pass through
+                    // the home proxy statelessly (RFC 3261 section 16.7 step 5).
+                    Some(Incoming::Ack { ack, flow }) if self.shared.trusted.contains(flow.remote.ip()) => {
+                        let shared = Arc::clone(&self.shared);
+                        tokio::spawn(async move { shared.proxy.forward_ack(ack).await });
+                    }
+                    Some(Incoming::StrayResponse { response, flow }) if self.shared.trusted.contains(flow.remote.ip()) => {
+                        let shared = Arc::clone(&self.shared);
+                        tokio::spawn(async move { shared.proxy.forward_stray_response(response).await });
+                    }
+                    // Non-SIP datagrams (STUN) are the edge's business, and untrusted ACKs
+                    // and responses are dropped.
                     Some(_) => {}
                     None => break,
                 },
@@ -228,7 +254,8 @@ async fn handle(shared: Arc<Shared>, request: Message, flow: Flow, txn: ServerTr
             Some(Method::Register) => register(&shared, &request, &flow).await,
             // Edges probe registrars with OPTIONS to the registrar itself.
             Some(Method::Options) if is_for_us(&request) => reply::simple(&request, 200, "OK"),
-            _ => reply::simple(&request, 501, "Not Implemented"),
+            // Everything else is for a registered user, or loose-routed on.
+            _ => return shared.proxy.handle(request, flow, txn).await,
         }
     };
     if let Err(e) = txn.respond(response).await {
