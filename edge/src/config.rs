@@ -1,12 +1,16 @@
 //! The edge's configuration (`config/edge.toml` is the annotated example).
 
+use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Duration;
 
-use hasip::config::{HttpConfig, LogConfig};
+use hasip::config::{HttpConfig, LogConfig, Secret};
 use hasip::sip::Limits;
-use hasip::transport::ListenSpec;
+use hasip::transport::{ListenSpec, Transport};
 use serde::Deserialize;
 
+use crate::health::HealthConfig;
+use crate::pike::PikeConfig;
 use crate::Error;
 
 /// Environment overrides are named `HASIP_EDGE__SECTION__KEY`.
@@ -24,6 +28,19 @@ pub struct EdgeConfig {
     pub http: HttpConfig,
     /// The SIP sockets.
     pub sip: SipConfig,
+    /// The flow token secret shared by every edge.
+    pub flow_token: FlowTokenConfig,
+    /// The registrars behind the edge.
+    pub registrars: RegistrarsConfig,
+    /// Registrar health probes and thresholds.
+    #[serde(default)]
+    pub health: HealthConfig,
+    /// NAT keepalives toward registered phones.
+    #[serde(default)]
+    pub keepalive: KeepaliveConfig,
+    /// Flood and scanner protection.
+    #[serde(default)]
+    pub protection: ProtectionConfig,
     /// Size limits for every message received.
     #[serde(default)]
     pub limits: Limits,
@@ -35,6 +52,121 @@ pub struct EdgeConfig {
 pub struct SipConfig {
     /// Public listeners phones talk to, such as `udp:203.0.113.7:5060`.
     pub listen: Vec<ListenSpec>,
+    /// The UDP socket toward the core registrars, such as `udp:10.0.0.2:5070`; the
+    /// Path and Record-Route the edge writes name it.
+    pub internal: ListenSpec,
+}
+
+/// The `[flow_token]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowTokenConfig {
+    /// The HMAC secret, the same on every edge (at least 32 random bytes).
+    pub secret: Secret,
+}
+
+/// The `[registrars]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrarsConfig {
+    /// The registrars' SIP addresses (UDP), the same list on every edge.
+    pub addrs: Vec<SocketAddr>,
+    /// Points each registrar gets on the hash ring.
+    #[serde(default = "default_virtual_nodes")]
+    pub virtual_nodes: u32,
+    /// Milliseconds to wait for a registrar's answer before moving the transaction to
+    /// the next one on the ring.
+    #[serde(default = "default_failover_ms")]
+    pub failover_timeout_ms: u64,
+}
+
+fn default_virtual_nodes() -> u32 {
+    512
+}
+
+fn default_failover_ms() -> u64 {
+    1000
+}
+
+impl RegistrarsConfig {
+    /// The failover timer.
+    pub fn failover_timeout(&self) -> Duration {
+        Duration::from_millis(self.failover_timeout_ms)
+    }
+}
+
+/// The `[keepalive]` section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KeepaliveConfig {
+    /// Whether the edge sends keepalives to registered UDP phones at all.
+    pub enabled: bool,
+    /// Milliseconds between keepalives on one flow (shorter than NAT UDP timeouts).
+    pub interval_ms: u64,
+    /// Most flows tracked.
+    pub max_flows: usize,
+}
+
+impl Default for KeepaliveConfig {
+    fn default() -> Self {
+        KeepaliveConfig {
+            enabled: true,
+            interval_ms: 25_000,
+            max_flows: 1_000_000,
+        }
+    }
+}
+
+impl KeepaliveConfig {
+    /// The keepalive interval.
+    pub fn interval(&self) -> Duration {
+        Duration::from_millis(self.interval_ms.max(1))
+    }
+}
+
+/// The `[protection]` section.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProtectionConfig {
+    /// Messages one source IP may send per window; 0 turns rate limiting off.
+    pub max_requests: u32,
+    /// The rate window, in milliseconds.
+    pub window_ms: u64,
+    /// How long a source that went over stays blocked, in milliseconds.
+    pub block_ms: u64,
+    /// Most source IPs tracked at once (bounds the limiter's memory).
+    pub max_sources: usize,
+    /// User-Agent substrings (case-insensitive) whose requests are dropped.
+    pub user_agent_deny: Vec<String>,
+}
+
+impl Default for ProtectionConfig {
+    fn default() -> Self {
+        let pike = PikeConfig::default();
+        ProtectionConfig {
+            max_requests: pike.max_requests,
+            window_ms: pike.window_ms,
+            block_ms: pike.block_ms,
+            max_sources: pike.max_sources,
+            user_agent_deny: vec![
+                "friendly-scanner".into(),
+                "sipvicious".into(),
+                "sipcli".into(),
+            ],
+        }
+    }
+}
+
+impl ProtectionConfig {
+    /// The rate limiter's settings.
+    pub fn pike(&self) -> PikeConfig {
+        PikeConfig {
+            max_requests: self.max_requests,
+            window_ms: self.window_ms,
+            block_ms: self.block_ms,
+            max_sources: self.max_sources,
+        }
+    }
 }
 
 impl EdgeConfig {
@@ -49,6 +181,22 @@ impl EdgeConfig {
     pub fn validate(&self) -> Result<(), Error> {
         if self.sip.listen.is_empty() {
             return Err(Error::Config("sip.listen names no socket".into()));
+        }
+        if self.sip.internal.transport != Transport::Udp {
+            return Err(Error::Config("sip.internal must be a udp: socket".into()));
+        }
+        if self.flow_token.secret.expose().len() < 16 {
+            return Err(Error::Config(
+                "flow_token.secret is shorter than 16 bytes".into(),
+            ));
+        }
+        if self.registrars.addrs.is_empty() {
+            return Err(Error::Config("registrars.addrs names no registrar".into()));
+        }
+        if self.registrars.failover_timeout_ms == 0 {
+            return Err(Error::Config(
+                "registrars.failover_timeout_ms must be above 0".into(),
+            ));
         }
         Ok(())
     }

@@ -22,11 +22,28 @@ struct Args {
     /// Load and check the configuration, then exit.
     #[arg(long)]
     check_config: bool,
+    /// Runtime threads. 1 runs everything on one thread, which measured cheapest per
+    /// message (no cross-thread wake-ups); more spreads the load over cores.
+    #[arg(long, env = "HASIP_EDGE_THREADS", default_value_t = 1)]
+    threads: usize,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let runtime = if args.threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(args.threads)
+            .enable_all()
+            .build()?
+    };
+    runtime.block_on(serve(args))
+}
+
+async fn serve(args: Args) -> anyhow::Result<()> {
     let config = EdgeConfig::load(&args.config)
         .with_context(|| format!("loading {}", args.config.display()))?;
     if args.check_config {

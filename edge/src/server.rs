@@ -1,23 +1,43 @@
-//! The edge's I/O shell: SIP sockets, the HTTP endpoint, and the receive loop.
+//! The edge's I/O shell: binds the public and internal SIP sockets and the HTTP
+//! endpoint, screens raw input (rate limits, STUN), runs the transaction layer, and
+//! runs the registrar probes and the NAT keepalives.
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use hasip::http::{Health, HealthFn};
-use hasip::sip::builder::response_to;
-use hasip::sip::{Limits, Message, Method};
-use hasip::transport::{Inbound, ListenSpec, TransportOptions, Transports};
+use bytes::Bytes;
+use hasip::endpoint::{ClientEvent, Endpoint, EndpointConfig, Incoming};
+use hasip::flow_token::FlowTokenKey;
+use hasip::http::{Health as HttpHealth, HealthFn, HealthStatus};
+use hasip::sip::{Limits, Message};
+use hasip::transport::{Inbound, ListenSpec, Transport, TransportOptions, Transports};
 use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 
 use crate::config::EdgeConfig;
-use crate::Error;
+use crate::flows::FlowTable;
+use crate::health::{Health, HealthConfig, Transition};
+use crate::pike::{raw_user_agent, user_agent_denied, Pike, Verdict};
+use crate::proxy::{lock, Proxy, KEEPALIVE};
+use crate::ring::Ring;
+use crate::route::Addresses;
+use crate::{stun, Error};
+
+/// How often the rate limiter gives back the memory of quiet sources.
+const PIKE_SWEEP: Duration = Duration::from_secs(10);
 
 /// A bound edge, ready to run; tests bind on port 0 and read the addresses back.
 pub struct Edge {
+    proxy: Arc<Proxy>,
     transports: Transports,
-    inbound: mpsc::Receiver<Inbound>,
-    limits: Limits,
+    incoming: mpsc::Receiver<Incoming>,
+    raw: mpsc::Receiver<Inbound>,
+    filtered: mpsc::Sender<Inbound>,
+    pike: Pike,
+    health_config: HealthConfig,
+    keepalive_interval: Duration,
     http_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
 }
@@ -25,29 +45,80 @@ pub struct Edge {
 impl Edge {
     /// Binds the SIP sockets and starts the HTTP endpoint.
     pub async fn bind(config: EdgeConfig) -> Result<Self, Error> {
+        config.validate()?;
         let options = TransportOptions {
             limits: config.limits,
             ..TransportOptions::default()
         };
-        let (transports, inbound) = Transports::bind(&config.sip.listen, options).await?;
-        for spec in transports.local_addrs() {
-            tracing::info!(listen = %spec, "sip socket bound");
+        let mut specs = config.sip.listen.clone();
+        specs.push(config.sip.internal);
+        let (transports, raw) = Transports::bind(&specs, options).await?;
+        let bound = transports.local_addrs().to_vec();
+        let (public, internal) = match bound.split_last() {
+            Some((internal, public)) => (public.to_vec(), internal.addr),
+            None => return Err(Error::Config("no socket bound".into())),
+        };
+        for spec in &public {
+            tracing::info!(listen = %spec, "public sip socket bound");
         }
+        tracing::info!(%internal, "internal sip socket bound");
+        // The transaction layer reads what the screening task lets through.
+        let (filtered, filtered_rx) = mpsc::channel(options.inbound_queue.max(1));
+        let endpoint_config = EndpointConfig {
+            limits: config.limits,
+            ..EndpointConfig::default()
+        };
+        let (endpoint, incoming) =
+            Endpoint::start(transports.clone(), filtered_rx, endpoint_config);
+        let registrars = config.registrars.addrs.clone();
+        for addr in &registrars {
+            metrics::gauge!("hasip_edge_registrar_up", "registrar" => addr.to_string()).set(1.0);
+        }
+        let proxy = Arc::new(Proxy {
+            endpoint,
+            addresses: Addresses { public, internal },
+            key: FlowTokenKey::new(config.flow_token.secret.expose().as_bytes()),
+            ring: Mutex::new(Ring::new(
+                registrars.clone(),
+                config.registrars.virtual_nodes,
+            )),
+            health: Mutex::new(Health::new(registrars.len(), config.health)),
+            flows: Mutex::new(FlowTable::new(
+                config.keepalive.interval(),
+                config.keepalive.max_flows,
+            )),
+            user_agent_deny: config.protection.user_agent_deny.clone(),
+            failover_timeout: config.registrars.failover_timeout(),
+            keepalive: config.keepalive.enabled,
+        });
         let (stop, stop_rx) = watch::channel(false);
-        let health: HealthFn = Arc::new(Health::ok);
+        let health: HealthFn = {
+            let proxy = Arc::clone(&proxy);
+            Arc::new(move || report_health(&proxy))
+        };
         let http_addr = hasip::http::spawn(&config.http, health, stopped(stop_rx)).await?;
         Ok(Edge {
+            proxy,
             transports,
-            inbound,
-            limits: config.limits,
+            incoming,
+            raw,
+            filtered,
+            pike: Pike::new(config.protection.pike()),
+            health_config: config.health,
+            keepalive_interval: config.keepalive.interval(),
             http_addr,
             stop,
         })
     }
 
-    /// The SIP sockets actually bound (ports resolved).
+    /// The public SIP sockets actually bound (ports resolved).
     pub fn sip_addrs(&self) -> &[ListenSpec] {
-        self.transports.local_addrs()
+        &self.proxy.addresses.public
+    }
+
+    /// The internal socket toward the core (port resolved).
+    pub fn internal_addr(&self) -> SocketAddr {
+        self.proxy.addresses.internal
     }
 
     /// Where `/metrics` and `/health` are served, if anywhere.
@@ -56,20 +127,52 @@ impl Edge {
     }
 
     /// Handles messages until `shutdown` completes.
-    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+        let Edge {
+            proxy,
+            transports,
+            mut incoming,
+            raw,
+            filtered,
+            pike,
+            health_config,
+            keepalive_interval,
+            http_addr: _,
+            stop,
+        } = self;
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(screen(
+            raw,
+            filtered,
+            transports.clone(),
+            proxy.addresses.internal,
+            pike,
+            proxy.user_agent_deny.clone(),
+        ));
+        tasks.spawn(probe_loop(Arc::clone(&proxy), health_config));
+        if proxy.keepalive {
+            tasks.spawn(keepalive_loop(
+                Arc::clone(&proxy),
+                transports.clone(),
+                keepalive_interval,
+            ));
+        }
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
-                received = self.inbound.recv() => match received {
-                    Some(inbound) => answer(&self.transports, &self.limits, inbound).await,
+                event = incoming.recv() => match event {
+                    Some(event) => {
+                        tokio::spawn(Arc::clone(&proxy).handle(event));
+                    }
                     None => break,
                 },
             }
         }
         tracing::info!("edge stopping");
-        self.transports.shutdown();
-        self.stop.send_replace(true);
+        tasks.abort_all();
+        transports.shutdown();
+        stop.send_replace(true);
         Ok(())
     }
 }
@@ -84,23 +187,166 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopped| *stopped).await;
 }
 
-/// Answers OPTIONS with 200 and other requests with 501 until the proxy logic lands.
-async fn answer(transports: &Transports, limits: &Limits, inbound: Inbound) {
-    let message = match Message::parse(inbound.data, limits) {
-        Ok(message) => message,
-        Err(e) => {
-            tracing::debug!(source = %inbound.flow.remote, error = %e, "unparsable message dropped");
-            metrics::counter!("hasip_edge_parse_errors_total").increment(1);
-            return;
+/// `/health`: down when no registrar is up, degraded when some are down.
+fn report_health(proxy: &Proxy) -> HttpHealth {
+    let ring = lock(&proxy.ring);
+    let total = ring.addrs().len();
+    let up = (0..total).filter(|&i| ring.is_up(i)).count();
+    let status = match up {
+        0 => HealthStatus::Down,
+        n if n < total => HealthStatus::Degraded,
+        _ => HealthStatus::Ok,
+    };
+    HttpHealth::ok().check("registrars", status, Some(format!("{up} of {total} up")))
+}
+
+/// Screens raw input before the transaction layer: per-source rate limits on the
+/// public sockets, and STUN Binding requests answered on the spot.
+async fn screen(
+    mut raw: mpsc::Receiver<Inbound>,
+    filtered: mpsc::Sender<Inbound>,
+    transports: Transports,
+    internal: SocketAddr,
+    mut pike: Pike,
+    user_agent_deny: Vec<String>,
+) {
+    let mut last_sweep = Instant::now();
+    while let Some(inbound) = raw.recv().await {
+        let flow = inbound.flow;
+        let from_core = flow.transport == Transport::Udp && flow.local == internal;
+        if !from_core {
+            let now = Instant::now();
+            match pike.check(flow.remote.ip(), now.into_std()) {
+                Verdict::Allow => {}
+                Verdict::NewlyBlocked => {
+                    metrics::counter!("hasip_edge_blocks_total").increment(1);
+                    metrics::gauge!("hasip_edge_blocked_sources")
+                        .set(pike.blocked(now.into_std()) as f64);
+                    tracing::warn!(source = %flow.remote.ip(), "source over its rate, blocked");
+                    continue;
+                }
+                Verdict::Blocked => {
+                    metrics::counter!("hasip_edge_blocked_messages_total").increment(1);
+                    continue;
+                }
+            }
+            if now.duration_since(last_sweep) >= PIKE_SWEEP {
+                pike.sweep(now.into_std());
+                metrics::gauge!("hasip_edge_blocked_sources")
+                    .set(pike.blocked(now.into_std()) as f64);
+                last_sweep = now;
+            }
         }
+        if !from_core && !user_agent_deny.is_empty() {
+            if let Some(agent) = raw_user_agent(&inbound.data) {
+                if user_agent_denied(agent, &user_agent_deny) {
+                    // Silence: a scanner learns nothing, not even that SIP runs here.
+                    metrics::counter!("hasip_edge_denied_user_agents_total").increment(1);
+                    tracing::debug!(source = %flow.remote, agent, "user agent denied");
+                    continue;
+                }
+            }
+        }
+        if flow.transport == Transport::Udp && stun::is_stun(&inbound.data) {
+            if let Some(answer) = stun::binding_response(&inbound.data, flow.remote) {
+                metrics::counter!("hasip_edge_stun_answers_total").increment(1);
+                let _ = transports.send(&flow, Bytes::from(answer)).await;
+            }
+            continue;
+        }
+        if filtered.send(inbound).await.is_err() {
+            break;
+        }
+    }
+}
+
+/// Sends an OPTIONS to every registrar each interval and feeds the answers to health.
+async fn probe_loop(proxy: Arc<Proxy>, config: HealthConfig) {
+    let interval = Duration::from_millis(config.probe_interval_ms.max(10));
+    let timeout = Duration::from_millis(config.probe_timeout_ms.max(1));
+    let addrs = lock(&proxy.ring).addrs().to_vec();
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        for (index, addr) in addrs.iter().copied().enumerate() {
+            let proxy = Arc::clone(&proxy);
+            tokio::spawn(async move {
+                let answered = probe(&proxy, addr, timeout).await;
+                let transition = if answered {
+                    lock(&proxy.health).probe_answered(index)
+                } else {
+                    lock(&proxy.health).failure(index)
+                };
+                let up = match transition {
+                    Transition::None => return,
+                    Transition::Up => true,
+                    Transition::Down => false,
+                };
+                lock(&proxy.ring).set_up(index, up);
+                tracing::warn!(registrar = %addr, up, "registrar health changed");
+                metrics::gauge!("hasip_edge_registrar_up", "registrar" => addr.to_string())
+                    .set(if up { 1.0 } else { 0.0 });
+            });
+        }
+    }
+}
+
+/// One OPTIONS probe; true if the registrar answered with anything but 503.
+async fn probe(proxy: &Proxy, addr: SocketAddr, timeout: Duration) -> bool {
+    let internal = proxy.addresses.internal;
+    let text = format!(
+        "OPTIONS sip:{addr} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {internal};branch={};rport\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:edge@{internal}>;tag={:016x}\r\n\
+         To: <sip:{addr}>\r\n\
+         Call-ID: {:032x}@{internal}\r\n\
+         CSeq: 1 OPTIONS\r\n\
+         Content-Length: 0\r\n\r\n",
+        hasip::endpoint::new_branch(),
+        rand::random::<u64>(),
+        rand::random::<u128>(),
+    );
+    let Ok(request) = Message::parse(Bytes::from(text), &Limits::default()) else {
+        return false;
     };
-    let (code, reason) = match message.method() {
-        None | Some(Method::Ack) => return,
-        Some(Method::Options) => (200, "OK"),
-        Some(_) => (501, "Not Implemented"),
+    let target = proxy.to_core(addr);
+    let Ok(mut client) = proxy.endpoint.send_request(request, target).await else {
+        return false;
     };
-    let response = response_to(&message, code, reason, None).build();
-    if let Err(e) = transports.send(&inbound.flow, response).await {
-        tracing::debug!(peer = %inbound.flow.remote, error = %e, "response not sent");
+    let answer = tokio::time::timeout(timeout, async {
+        loop {
+            match client.next().await {
+                Some(ClientEvent::Provisional(_)) => continue,
+                Some(ClientEvent::Final(response)) => return response.status_code() != Some(503),
+                _ => return false,
+            }
+        }
+    });
+    answer.await.unwrap_or(false)
+}
+
+/// Sends a keepalive over each registered UDP flow every interval, and forgets flows
+/// whose registration expired.
+async fn keepalive_loop(proxy: Arc<Proxy>, transports: Transports, interval: Duration) {
+    // Checking often keeps each flow's keepalive close to its own schedule.
+    let tick = (interval / 5).clamp(Duration::from_millis(10), Duration::from_secs(1));
+    let mut ticker = tokio::time::interval(tick);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let now = Instant::now().into_std();
+        let (due, tracked) = {
+            let mut flows = lock(&proxy.flows);
+            let (due, _expired) = flows.due(now);
+            (due, flows.len())
+        };
+        metrics::gauge!("hasip_edge_flows_tracked").set(tracked as f64);
+        for flow in due {
+            if transports.send(&flow, KEEPALIVE).await.is_ok() {
+                metrics::counter!("hasip_edge_keepalives_sent_total").increment(1);
+            }
+        }
     }
 }

@@ -13,6 +13,11 @@ fn example_config_loads() {
     let config = EdgeConfig::load(&example()).expect("config/edge.toml loads");
     assert_eq!(config.sip.listen.len(), 2);
     assert_eq!(config.limits.max_message_size, 65536);
+    assert_eq!(config.registrars.addrs.len(), 2);
+    assert_eq!(config.registrars.failover_timeout_ms, 1000);
+    assert_eq!(config.keepalive.interval_ms, 25000);
+    // The secret never shows in a printed config.
+    assert!(!format!("{config:?}").contains("change-me"));
 }
 
 #[test]
@@ -27,8 +32,13 @@ fn misspelled_key_is_named() {
 
 #[test]
 fn empty_listen_list_is_refused() {
-    let config: EdgeConfig =
-        hasip::config::load_str("[sip]\nlisten = []\n", "HASIP_EDGE_TEST_UNSET").expect("parses");
+    let config: EdgeConfig = hasip::config::load_str(
+        "[sip]\nlisten = []\ninternal = \"udp:127.0.0.1:0\"\n\
+             [flow_token]\nsecret = \"0123456789abcdef0123\"\n\
+             [registrars]\naddrs = [\"127.0.0.1:5080\"]\n",
+        "HASIP_EDGE_TEST_UNSET",
+    )
+    .expect("parses");
     let err = config.validate().expect_err("no sockets refused");
     assert!(err.to_string().contains("sip.listen"), "{err}");
 }

@@ -1,0 +1,365 @@
+//! REGISTER through the edge over real sockets: Path insertion, the registrar choice
+//! (stable per AoR, even across registrars), failover inside one transaction, a dead
+//! registrar's share spreading over all the others and coming back.
+
+mod common;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::*;
+use hasip::flow_token::FlowTokenKey;
+use hasip::sip::uri::Uri;
+use hasip::sip::HeaderName;
+use hasip::transport::{Flow, Transport};
+use hasip_edge::ring::Ring;
+use tokio::net::UdpSocket;
+
+const VNODES: u32 = 512;
+
+fn owner(addrs: &[SocketAddr], user: &str) -> usize {
+    Ring::new(addrs.to_vec(), VNODES)
+        .choose(&format!("sip:{user}@example.com"))
+        .unwrap_or(usize::MAX)
+}
+
+/// Which registrar saw each AoR.
+fn seen_by(registrars: &[FakeRegistrar]) -> HashMap<String, Vec<usize>> {
+    let mut seen: HashMap<String, Vec<usize>> = HashMap::new();
+    for (i, r) in registrars.iter().enumerate() {
+        for request in r.registers() {
+            let aor = request
+                .to_header()
+                .map(|to| to.uri.aor())
+                .unwrap_or_default();
+            seen.entry(aor).or_default().push(i);
+        }
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_gets_a_path_with_the_phones_flow_and_goes_to_the_aors_registrar() {
+    let mut registrars = Vec::new();
+    for _ in 0..4 {
+        registrars.push(FakeRegistrar::start(Mode::Answer, 3600).await);
+    }
+    let addrs: Vec<SocketAddr> = registrars.iter().map(|r| r.addr).collect();
+    let edge = start_edge(config(&addrs, "")).await;
+    let phone = UdpSocket::bind("127.0.0.1:0").await.expect("phone socket");
+    let phone_addr = phone.local_addr().expect("addr");
+
+    for round in 0..2 {
+        let request = register("alice", phone_addr, "UDP", 3600);
+        phone
+            .send_to(request.as_bytes(), edge.udp)
+            .await
+            .expect("sent");
+        let (response, from) = recv_sip(&phone, Duration::from_secs(5))
+            .await
+            .expect("a response to REGISTER");
+        assert_eq!(
+            from, edge.udp,
+            "the answer comes from the socket the REGISTER went to"
+        );
+        assert_eq!(response.status_code(), Some(200));
+        // The edge's own Via is gone from the response.
+        let vias: Vec<_> = response.vias().collect();
+        assert_eq!(vias.len(), 1);
+        let seen = seen_by(&registrars);
+        let expected = owner(&addrs, "alice");
+        assert_eq!(
+            seen.get("sip:alice@example.com"),
+            Some(&vec![expected; round + 1])
+        );
+    }
+
+    let expected = owner(&addrs, "alice");
+    let stored = registrars[expected].registers();
+    let request = stored.first().expect("the REGISTER");
+    let paths: Vec<String> = request
+        .header_values(&HeaderName::Path)
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(paths.len(), 1, "{paths:?}");
+    let path = request.paths().next().expect("Path").expect("parses");
+    assert!(path.uri.lr());
+    assert!(path.uri.param("ob").is_some());
+    assert_eq!(path.uri.host.ip(), Some(edge.internal.ip()));
+    assert_eq!(path.uri.port, Some(edge.internal.port()));
+    let flow = FlowTokenKey::new(SECRET.as_bytes())
+        .decode(path.uri.user.expect("a token"))
+        .expect("the token verifies");
+    assert_eq!(
+        flow,
+        Flow {
+            transport: Transport::Udp,
+            local: edge.udp,
+            remote: phone_addr,
+            conn: None
+        }
+    );
+    // received/rport on the phone's Via (RFC 3581), the edge's Via on top.
+    let vias: Vec<_> = request.vias().map(|v| v.expect("via")).collect();
+    assert_eq!(vias.len(), 2);
+    assert_eq!(vias[0].host.ip(), Some(edge.internal.ip()));
+    assert_eq!(vias[0].port, Some(edge.internal.port()));
+    // Requests and probes reach the core from the internal socket only.
+    let sources = registrars[expected].sources();
+    assert!(!sources.is_empty());
+    assert!(sources.iter().all(|s| *s == edge.internal), "{sources:?}");
+    assert_eq!(vias[1].received(), Some(phone_addr.ip()));
+    assert_eq!(vias[1].rport(), Some(Some(phone_addr.port())));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phones_own_path_is_stripped() {
+    let registrar = FakeRegistrar::start(Mode::Answer, 3600).await;
+    let edge = start_edge(config(&[registrar.addr], "")).await;
+    let phone = UdpSocket::bind("127.0.0.1:0").await.expect("phone socket");
+    let phone_addr = phone.local_addr().expect("addr");
+    let forged = register("mallory", phone_addr, "UDP", 3600).replace(
+        "Expires:",
+        &format!("Path: <sip:evil@{};lr>\r\nExpires:", edge.internal),
+    );
+    phone
+        .send_to(forged.as_bytes(), edge.udp)
+        .await
+        .expect("sent");
+    let (response, _) = recv_sip(&phone, Duration::from_secs(5))
+        .await
+        .expect("answer");
+    assert_eq!(response.status_code(), Some(200));
+    let stored = registrar.registers();
+    let paths: Vec<_> = stored[0]
+        .paths()
+        .map(|p| p.expect("path").to_string())
+        .collect();
+    assert_eq!(paths.len(), 1);
+    assert!(!paths[0].contains("evil"), "{paths:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sipp_phones_spread_evenly_and_stably_over_four_registrars() {
+    // The ring's spread for 10,000 AoRs, as the issue asks to report.
+    let ports: Vec<SocketAddr> = (0..4)
+        .map(|i| SocketAddr::from(([127, 0, 0, 1], 5080 + i)))
+        .collect();
+    let ring = Ring::new(ports, VNODES);
+    let mut counts = [0usize; 4];
+    for i in 0..10_000 {
+        if let Some(slot) = ring
+            .choose(&format!("sip:user{i}@example.com"))
+            .and_then(|r| counts.get_mut(r))
+        {
+            *slot += 1;
+        }
+    }
+    println!("ring spread of 10000 AoRs over 4 registrars: {counts:?}");
+    assert!(
+        counts.iter().all(|c| (2125..=2875).contains(c)),
+        "{counts:?}"
+    );
+
+    let mut registrars = Vec::new();
+    for _ in 0..4 {
+        registrars.push(FakeRegistrar::start(Mode::Answer, 3600).await);
+    }
+    let addrs: Vec<SocketAddr> = registrars.iter().map(|r| r.addr).collect();
+    let edge = start_edge(config(&addrs, "")).await;
+    let calls = 400;
+    let output = run_sipp(vec![
+        edge.udp.to_string(),
+        "-sf".into(),
+        scenario("register_uac.xml"),
+        "-i".into(),
+        "127.0.0.1".into(),
+        "-m".into(),
+        calls.to_string(),
+        "-r".into(),
+        "200".into(),
+        "-timeout".into(),
+        "30s".into(),
+        "-nostdin".into(),
+    ])
+    .await;
+    assert!(
+        output.status.success(),
+        "sipp failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let seen = seen_by(&registrars);
+    assert_eq!(seen.len(), calls, "every AoR reached a registrar once");
+    let mut per = [0usize; 4];
+    for (aor, got) in &seen {
+        let user = Uri::parse(aor).expect("aor").user.expect("user").to_owned();
+        assert_eq!(got, &vec![owner(&addrs, &user)], "{aor}");
+        per[got[0]] += 1;
+    }
+    println!("sipp: {calls} REGISTERs over 4 registrars: {per:?}");
+    for count in per {
+        // 100 each when perfect.
+        assert!((50..=150).contains(&count), "{per:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_sipp_registrar_is_failed_over_inside_the_transaction() {
+    let mut registrars: Vec<SippRegistrar> = (0..3)
+        .map(|_| SippRegistrar::start(free_udp_port()))
+        .collect();
+    let addrs: Vec<SocketAddr> = registrars.iter().map(|r| r.addr).collect();
+    // Probes are rare and one failure is not enough to mark a registrar down, so every
+    // REGISTER owned by the dead one has to fail over by itself.
+    let edge = start_edge(config(
+        &addrs,
+        "[health]\nprobe_interval_ms = 600000\ndown_after = 1000\n",
+    ))
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let calls = 30;
+    let owned: usize = (0..calls)
+        .filter(|i| owner(&addrs, &format!("user{i}")) == 0)
+        .count();
+    assert!(owned > 0, "registrar 0 owns some of the AoRs");
+    registrars[0].kill();
+    let output = run_sipp(vec![
+        edge.udp.to_string(),
+        "-sf".into(),
+        scenario("register_uac.xml"),
+        "-i".into(),
+        "127.0.0.1".into(),
+        "-m".into(),
+        calls.to_string(),
+        "-r".into(),
+        "20".into(),
+        "-timeout".into(),
+        "60s".into(),
+        "-nostdin".into(),
+    ])
+    .await;
+    assert!(
+        output.status.success(),
+        "a phone saw a failed REGISTER: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let metrics = http_get(edge.http, "/metrics").await;
+    let failovers = metric(&metrics, "hasip_edge_failovers_total");
+    println!("{owned} of {calls} AoRs on the killed registrar, {failovers} failovers");
+    assert!(failovers >= owned as f64, "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_registrars_share_spreads_over_all_the_others_and_comes_back() {
+    let mut registrars = Vec::new();
+    for _ in 0..4 {
+        registrars.push(FakeRegistrar::start(Mode::Answer, 3600).await);
+    }
+    let addrs: Vec<SocketAddr> = registrars.iter().map(|r| r.addr).collect();
+    let edge = start_edge(config(
+        &addrs,
+        "[health]\nprobe_interval_ms = 100\nprobe_timeout_ms = 100\ndown_after = 1\nup_after = 2\n",
+    ))
+    .await;
+    registrars[0].set_mode(Mode::Silent);
+    let health_says = |n: &'static str| {
+        let http = edge.http;
+        async move {
+            for _ in 0..100 {
+                if http_get(http, "/health").await.contains(n) {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            false
+        }
+    };
+    assert!(
+        health_says("3 of 4 up").await,
+        "the silent registrar is marked down"
+    );
+
+    let phone = UdpSocket::bind("127.0.0.1:0").await.expect("phone");
+    let phone_addr = phone.local_addr().expect("addr");
+    let users: Vec<String> = (0..400)
+        .map(|i| format!("u{i}"))
+        .filter(|u| owner(&addrs, u) == 0)
+        .collect();
+    assert!(users.len() > 50, "{}", users.len());
+    for user in &users {
+        phone
+            .send_to(register(user, phone_addr, "UDP", 3600).as_bytes(), edge.udp)
+            .await
+            .expect("sent");
+        let (response, _) = recv_sip(&phone, Duration::from_secs(5))
+            .await
+            .expect("answer");
+        assert_eq!(response.status_code(), Some(200));
+    }
+    let mut moved = [0usize; 4];
+    for (aor, got) in seen_by(&registrars) {
+        assert_eq!(got.len(), 1, "{aor}");
+        moved[got[0]] += 1;
+    }
+    println!(
+        "{} AoRs of the dead registrar went to {moved:?}",
+        users.len()
+    );
+    assert_eq!(moved[0], 0);
+    for other in 1..4 {
+        assert!(moved[other] * 8 > users.len(), "{moved:?}");
+    }
+
+    // Back again: its AoRs return to it.
+    registrars[0].set_mode(Mode::Answer);
+    assert!(health_says("4 of 4 up").await, "the registrar is back up");
+    for user in users.iter().take(20) {
+        phone
+            .send_to(register(user, phone_addr, "UDP", 3600).as_bytes(), edge.udp)
+            .await
+            .expect("sent");
+        let (response, _) = recv_sip(&phone, Duration::from_secs(5))
+            .await
+            .expect("answer");
+        assert_eq!(response.status_code(), Some(200));
+    }
+    assert_eq!(registrars[0].registers().len(), 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_503_moves_the_transaction_on_and_all_down_gives_503() {
+    let a = FakeRegistrar::start(Mode::Unavailable, 3600).await;
+    let b = FakeRegistrar::start(Mode::Unavailable, 3600).await;
+    let edge = start_edge(config(
+        &[a.addr, b.addr],
+        "[health]\nprobe_interval_ms = 600000\ndown_after = 1000\n",
+    ))
+    .await;
+    let phone = UdpSocket::bind("127.0.0.1:0").await.expect("phone");
+    let phone_addr = phone.local_addr().expect("addr");
+    phone
+        .send_to(register("bob", phone_addr, "UDP", 60).as_bytes(), edge.udp)
+        .await
+        .expect("sent");
+    let (response, _) = recv_sip(&phone, Duration::from_secs(5))
+        .await
+        .expect("answer");
+    assert_eq!(response.status_code(), Some(503));
+    assert_eq!(a.registers().len(), 1, "both registrars were tried once");
+    assert_eq!(b.registers().len(), 1);
+}
+
+/// The value of an unlabelled Prometheus counter or gauge, 0 if absent.
+pub fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (key, value) = l.rsplit_once(' ')?;
+            let key_name = key.split('{').next()?;
+            (key_name == name)
+                .then(|| value.parse::<f64>().ok())
+                .flatten()
+        })
+        .sum()
+}
