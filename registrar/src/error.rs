@@ -1,4 +1,4 @@
-//! The registrar library's error type: who failed, and whether a retry makes sense.
+//! The registrar library's error types: who failed, and whether a retry makes sense.
 
 use std::time::Duration;
 
@@ -43,6 +43,33 @@ impl StoreError {
         match self {
             StoreError::Unavailable { retry_after } => Some(*retry_after),
             _ => None,
+        }
+    }
+}
+
+/// Why the registrar could not start or keep running.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The configuration is unusable; the text names the key.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// A socket could not be bound or served.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// The store could not start.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// An error from the SIP core.
+    #[error(transparent)]
+    Core(hasip::Error),
+}
+
+impl From<hasip::Error> for Error {
+    fn from(e: hasip::Error) -> Self {
+        match e {
+            hasip::Error::Config(text) => Error::Config(text),
+            other => Error::Core(other),
         }
     }
 }

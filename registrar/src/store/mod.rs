@@ -214,6 +214,14 @@ impl Store {
             .await
     }
 
+    /// The active master's clock, read through the failover logic: the health probe.
+    pub async fn clock(&self) -> Result<DbTime, StoreError> {
+        self.inner
+            .masters
+            .run(|conn| Box::pin(sql::now(conn)))
+            .await
+    }
+
     /// The index (in the configured list) of the master writes go to now.
     pub fn active_master(&self) -> usize {
         self.inner.masters.active()
