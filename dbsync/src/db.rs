@@ -1,0 +1,195 @@
+//! One connection to one server of the pair: every call bounded by the configured timeout, every
+//! value bound, every error tagged with the server's name.
+
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, OptsBuilder, Row, Value};
+
+use crate::config::{Config, ServerConfig};
+use crate::error::{Error, Result};
+use crate::reconcile::Side;
+
+/// A live connection to one server.
+pub struct Db {
+    /// Which side of the pair.
+    pub side: Side,
+    /// The server's configured name.
+    pub name: String,
+    conn: Conn,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("side", &self.side)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Driver options for a server; `database` is `None` before the schema exists (setup).
+pub fn opts(
+    server: &ServerConfig,
+    user: &str,
+    password: &str,
+    database: Option<&str>,
+) -> OptsBuilder {
+    OptsBuilder::default()
+        .ip_or_hostname(server.host.clone())
+        .tcp_port(server.port)
+        .user(Some(user.to_owned()))
+        .pass(Some(password.to_owned()))
+        .db_name(database.map(str::to_owned))
+        .prefer_socket(false)
+}
+
+impl Db {
+    /// Connects to `side` as the configured monitor user, in the application database.
+    pub async fn connect(cfg: &Config, side: Side) -> Result<Db> {
+        let server = cfg.server(side);
+        let o = opts(
+            server,
+            &server.user,
+            server.password.expose(),
+            Some(cfg.database.as_str()),
+        );
+        Self::connect_with(side, &server.name, o, Duration::from_secs(cfg.timeout_s)).await
+    }
+
+    /// Connects with explicit options (setup uses an admin account).
+    pub async fn connect_with(
+        side: Side,
+        name: &str,
+        o: OptsBuilder,
+        timeout: Duration,
+    ) -> Result<Db> {
+        let conn = tokio::time::timeout(timeout, Conn::new(o))
+            .await
+            .map_err(|_| Error::Timeout {
+                server: name.to_owned(),
+                what: "connect".into(),
+                after: timeout,
+            })?
+            .map_err(|source| Error::Db {
+                server: name.to_owned(),
+                source,
+            })?;
+        Ok(Db {
+            side,
+            name: name.to_owned(),
+            conn,
+            timeout,
+        })
+    }
+
+    fn db_err(&self, source: mysql_async::Error) -> Error {
+        Error::Db {
+            server: self.name.clone(),
+            source,
+        }
+    }
+
+    fn timeout_err(&self, what: &str, after: Duration) -> Error {
+        Error::Timeout {
+            server: self.name.clone(),
+            what: what.chars().take(80).collect(),
+            after,
+        }
+    }
+
+    /// Runs a prepared statement and returns its rows.
+    pub async fn rows(&mut self, sql: &str, params: Vec<Value>) -> Result<Vec<Row>> {
+        self.rows_within(sql, params, self.timeout).await
+    }
+
+    /// Like `rows`, with a longer limit (MASTER_GTID_WAIT waits server-side).
+    pub async fn rows_within(
+        &mut self,
+        sql: &str,
+        params: Vec<Value>,
+        limit: Duration,
+    ) -> Result<Vec<Row>> {
+        match tokio::time::timeout(limit, self.conn.exec::<Row, _, _>(sql, params)).await {
+            Ok(r) => r.map_err(|e| self.db_err(e)),
+            Err(_) => Err(self.timeout_err(sql, limit)),
+        }
+    }
+
+    /// Runs a prepared statement that returns no rows; gives the affected row count.
+    pub async fn run(&mut self, sql: &str, params: Vec<Value>) -> Result<u64> {
+        let limit = self.timeout;
+        match tokio::time::timeout(limit, self.conn.exec_drop(sql, params)).await {
+            Ok(r) => r.map_err(|e| self.db_err(e))?,
+            Err(_) => return Err(self.timeout_err(sql, limit)),
+        }
+        Ok(self.conn.affected_rows())
+    }
+
+    /// Runs a statement through the text protocol (SHOW and replication control cannot be prepared).
+    pub async fn text(&mut self, sql: &str) -> Result<Vec<Row>> {
+        let limit = self.timeout;
+        match tokio::time::timeout(limit, self.conn.query::<Row, _>(sql)).await {
+            Ok(r) => r.map_err(|e| self.db_err(e)),
+            Err(_) => Err(self.timeout_err(sql, limit)),
+        }
+    }
+
+    /// Switches binary logging of this session: off while applying fixes, so they stay local.
+    pub async fn log_bin(&mut self, on: bool) -> Result<()> {
+        let sql = if on {
+            "SET SESSION sql_log_bin = 1"
+        } else {
+            "SET SESSION sql_log_bin = 0"
+        };
+        self.text(sql).await.map(|_| ())
+    }
+
+    /// A single value of the first row (for `SELECT @@x`).
+    pub async fn scalar<T: mysql_async::prelude::FromValue>(
+        &mut self,
+        sql: &str,
+        params: Vec<Value>,
+    ) -> Result<T> {
+        let rows = self.rows(sql, params).await?;
+        let v = rows
+            .into_iter()
+            .next()
+            .and_then(|mut r| r.take_opt::<T, usize>(0))
+            .ok_or_else(|| Error::Unexpected {
+                server: self.name.clone(),
+                what: format!("no value from {sql}"),
+            })?;
+        v.map_err(|e| Error::Unexpected {
+            server: self.name.clone(),
+            what: format!("{sql}: {e}"),
+        })
+    }
+
+    /// Closes the connection politely (errors ignored: it is going away anyway).
+    pub async fn close(self) {
+        let _ = self.conn.disconnect().await;
+    }
+}
+
+/// Connects to both servers at once.
+pub async fn connect_both(cfg: &Config) -> (Result<Db>, Result<Db>) {
+    tokio::join!(Db::connect(cfg, Side::A), Db::connect(cfg, Side::B))
+}
+
+/// A text column of a row by name; missing or NULL gives "".
+pub fn text_col(row: &Row, name: &str) -> String {
+    row.get_opt::<Option<String>, &str>(name)
+        .and_then(Result::ok)
+        .flatten()
+        .unwrap_or_default()
+}
+
+/// A numeric column of a row by name; missing, NULL or unparsable gives 0.
+pub fn num_col(row: &Row, name: &str) -> u64 {
+    row.get_opt::<Option<u64>, &str>(name)
+        .and_then(Result::ok)
+        .flatten()
+        .unwrap_or(0)
+}

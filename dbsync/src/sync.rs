@@ -1,0 +1,449 @@
+//! `dbsync sync`: reconciles the rows that differ, by key, with last-writer-wins. Fixes go to the
+//! losing server with `sql_log_bin = 0`, through version-checked statements, so a newer
+//! application write that lands meanwhile is never overwritten.
+
+use indicatif::ProgressBar;
+use mysql_async::Value;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use crate::checksum::{differing_keys, find_differing, sync_point_each};
+use crate::config::Config;
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::reconcile::{decide, Action, Side, Version};
+use crate::table::{fetch_keys, fetch_rows, Key, RowData, TableMeta};
+
+/// One fix, planned or applied.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Fix {
+    /// Table.
+    pub table: String,
+    /// Key of the row.
+    pub key: String,
+    /// `overwrite`, `copy` or `remove`.
+    pub action: &'static str,
+    /// Server the statement runs on.
+    pub on: String,
+    /// The statement with its values, as printed by `--dry-run`.
+    pub sql: String,
+    /// Rows the statement changed (0 in a dry run, or when a newer write had already landed).
+    pub changed: u64,
+}
+
+/// What the reconcile of one table did.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TableSync {
+    /// Table.
+    pub table: String,
+    /// Differing chunks found.
+    pub differing_chunks: usize,
+    /// Fixes, planned or applied.
+    pub fixes: Vec<Fix>,
+    /// Keys left for a later round: still changing, or their target had not caught up.
+    pub deferred: usize,
+}
+
+/// `UPDATE` of every column of the loser's row, only while its version is older than the winner's.
+pub fn overwrite_sql(meta: &TableMeta, tie: bool) -> String {
+    let set = meta
+        .columns
+        .iter()
+        .map(|(c, _)| format!("{} = ?", c.quoted()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "UPDATE {} SET {set} WHERE {} = ? AND ({}, {}) {} (?, ?)",
+        meta.cfg.name.quoted(),
+        meta.cfg.key.quoted(),
+        meta.cfg.version.quoted(),
+        meta.cfg.expires.quoted(),
+        if tie { "<=" } else { "<" }
+    )
+}
+
+/// `INSERT` of a row missing on the target.
+pub fn insert_sql(meta: &TableMeta) -> String {
+    let marks = vec!["?"; meta.columns.len()].join(", ");
+    format!(
+        "INSERT INTO {} ({}) VALUES ({marks})",
+        meta.cfg.name.quoted(),
+        meta.column_list()
+    )
+}
+
+/// `DELETE` of a long-expired row, only if it is still that version and still expired past grace.
+pub fn remove_sql(meta: &TableMeta) -> String {
+    format!(
+        "DELETE FROM {t} WHERE {k} = ? AND ({v}, {e}) <= (?, ?) AND {e} < NOW(6) - INTERVAL ? SECOND",
+        t = meta.cfg.name.quoted(),
+        k = meta.cfg.key.quoted(),
+        v = meta.cfg.version.quoted(),
+        e = meta.cfg.expires.quoted()
+    )
+}
+
+/// The statement with its values spliced in, for display only (never executed this way).
+pub fn display_sql(sql: &str, params: &[Value]) -> String {
+    let mut out = String::with_capacity(sql.len() + 16 * params.len());
+    let mut values = params.iter();
+    for ch in sql.chars() {
+        match (ch, ch == '?') {
+            (_, true) => match values.next() {
+                Some(v) => out.push_str(&v.as_sql(false)),
+                None => out.push('?'),
+            },
+            (c, false) => out.push(c),
+        }
+    }
+    out
+}
+
+fn version_params(meta: &TableMeta, row: &RowData) -> Result<(Value, Value)> {
+    let get = |i: Option<usize>| i.and_then(|i| row.values.get(i)).cloned();
+    match (get(meta.version), get(meta.expires)) {
+        (Some(v), Some(e)) => Ok((v, e)),
+        _ => Err(Error::Refused(format!(
+            "table {} has no version columns to reconcile by",
+            meta.cfg.name
+        ))),
+    }
+}
+
+fn key_value(meta: &TableMeta, row: &RowData) -> Value {
+    row.values.get(meta.key).cloned().unwrap_or(Value::NULL)
+}
+
+async fn exec_fix(db: &mut Db, sql: &str, params: Vec<Value>, dry_run: bool) -> Result<u64> {
+    if dry_run {
+        return Ok(0);
+    }
+    db.log_bin(false).await?;
+    let r = db.run(sql, params).await;
+    let restored = db.log_bin(true).await;
+    let n = r?;
+    restored?;
+    Ok(n)
+}
+
+fn pick<'a>(side: Side, a: &'a mut Db, b: &'a mut Db) -> &'a mut Db {
+    match side {
+        Side::A => a,
+        Side::B => b,
+    }
+}
+
+/// Applies (or, with `dry_run`, only plans) the fix for one key; `None` when there is nothing to
+/// do or its target has not caught up with its peer (`caught_up` = for A, for B).
+#[allow(clippy::too_many_arguments)] // both servers, both rows and both flags belong together
+async fn fix_key(
+    a: &mut Db,
+    b: &mut Db,
+    meta: &TableMeta,
+    cfg: &Config,
+    ra: Option<&RowData>,
+    rb: Option<&RowData>,
+    caught_up: (bool, bool),
+    dry_run: bool,
+) -> Result<Option<Fix>> {
+    let ready = |s: Side| match s {
+        Side::A => caught_up.0,
+        Side::B => caught_up.1,
+    };
+    let versioned = |r: Option<&RowData>| -> Result<Option<Version>> {
+        match r {
+            None => Ok(None),
+            Some(r) => r
+                .version
+                .map(Some)
+                .ok_or_else(|| Error::Refused(format!("table {} is not versioned", meta.cfg.name))),
+        }
+    };
+    let (va, vb) = (versioned(ra)?, versioned(rb)?);
+    let same = match (ra, rb) {
+        (Some(x), Some(y)) => x.values == y.values,
+        _ => false,
+    };
+    let row_of = |s: Side| match s {
+        Side::A => ra,
+        Side::B => rb,
+    };
+    let table = meta.cfg.name.to_string();
+    let mut fixes = Vec::new();
+    let action = decide(va.as_ref(), vb.as_ref(), same, cfg.priority);
+    let allowed = match action {
+        Action::Nothing => false,
+        Action::Overwrite { winner, .. } => ready(winner.other()),
+        Action::Copy { from } => ready(from.other()),
+        Action::Remove { .. } => caught_up.0 && caught_up.1,
+    };
+    if !allowed {
+        return Ok(None);
+    }
+    match action {
+        Action::Nothing => {}
+        Action::Overwrite { winner, tie } => {
+            let Some(w) = row_of(winner) else {
+                return Ok(None);
+            };
+            let sql = overwrite_sql(meta, tie);
+            let (v, e) = version_params(meta, w)?;
+            let mut params = w.values.clone();
+            params.extend([key_value(meta, w), v, e]);
+            let shown = display_sql(&sql, &params);
+            let target = pick(winner.other(), a, b);
+            let changed = exec_fix(target, &sql, params, dry_run).await?;
+            fixes.push(Fix {
+                table,
+                key: key_text(meta, w),
+                action: "overwrite",
+                on: target.name.clone(),
+                sql: shown,
+                changed,
+            });
+        }
+        Action::Copy { from } => {
+            let Some(w) = row_of(from) else {
+                return Ok(None);
+            };
+            let sql = insert_sql(meta);
+            let shown = display_sql(&sql, &w.values);
+            let target = pick(from.other(), a, b);
+            let name = target.name.clone();
+            let (action, sql_shown, changed) =
+                match exec_fix(target, &sql, w.values.clone(), dry_run).await {
+                    Ok(n) => ("copy", shown, n),
+                    // The key arrived meanwhile (replication or the application): compare versions instead.
+                    Err(e) if e.server_code() == Some(1062) => {
+                        let sql = overwrite_sql(meta, false);
+                        let (v, ex) = version_params(meta, w)?;
+                        let mut params = w.values.clone();
+                        params.extend([key_value(meta, w), v, ex]);
+                        let shown = display_sql(&sql, &params);
+                        let n = exec_fix(target, &sql, params, dry_run).await?;
+                        ("overwrite", shown, n)
+                    }
+                    Err(e) => return Err(e),
+                };
+            fixes.push(Fix {
+                table,
+                key: key_text(meta, w),
+                action,
+                on: name,
+                sql: sql_shown,
+                changed,
+            });
+        }
+        Action::Remove { on } => {
+            let Some(w) = row_of(on) else {
+                return Ok(None);
+            };
+            let sql = remove_sql(meta);
+            let (v, e) = version_params(meta, w)?;
+            let params = vec![key_value(meta, w), v, e, Value::UInt(cfg.grace_period_s)];
+            let shown = display_sql(&sql, &params);
+            let target = pick(on, a, b);
+            let changed = exec_fix(target, &sql, params, dry_run).await?;
+            fixes.push(Fix {
+                table,
+                key: key_text(meta, w),
+                action: "remove",
+                on: target.name.clone(),
+                sql: shown,
+                changed,
+            });
+        }
+    }
+    Ok(fixes.pop())
+}
+
+fn key_text(meta: &TableMeta, row: &RowData) -> String {
+    crate::table::Key::from_value(&key_value(meta, row)).map_or_else(String::new, |k| k.to_string())
+}
+
+/// Reconciles one table: finds the differing chunks, then fixes each key whose difference is
+/// real. A key whose rows change between two looks separated by a sync point is still being
+/// replicated (or written) and is left for the next round; a fix goes only to a server that has
+/// caught up with its peer, so replication cannot bring the same change afterwards.
+pub async fn sync_table(
+    a: &mut Db,
+    b: &mut Db,
+    meta: &TableMeta,
+    cfg: &Config,
+    dry_run: bool,
+) -> Result<TableSync> {
+    if !meta.versioned() {
+        return Err(Error::Refused(format!(
+            "table {} lacks {} or {}: it can be checksummed, not reconciled",
+            meta.cfg.name, meta.cfg.version, meta.cfg.expires
+        )));
+    }
+    let wait = Duration::from_secs(cfg.timeout_s);
+    let grace = cfg.grace_period_s;
+    let (_, _, _, _, diffs) = find_differing(a, b, meta, cfg, &ProgressBar::hidden()).await?;
+    let mut handled: BTreeSet<Key> = BTreeSet::new();
+    let mut fixes = Vec::new();
+    let mut deferred = 0usize;
+    for d in &diffs {
+        let (ca, cb) = tokio::join!(
+            fetch_rows(a, meta, &d.chunk, grace),
+            fetch_rows(b, meta, &d.chunk, grace)
+        );
+        let mut keys = differing_keys(&ca?, &cb?);
+        keys.retain(|k| !handled.contains(k));
+        if keys.is_empty() {
+            continue;
+        }
+        let (r1a, r1b) = tokio::join!(
+            fetch_keys(a, meta, &keys, grace),
+            fetch_keys(b, meta, &keys, grace)
+        );
+        let (r1a, r1b) = (r1a?, r1b?);
+        let (a_ok, b_ok) = sync_point_each(a, b, wait).await?;
+        let (r2a, r2b) = tokio::join!(
+            fetch_keys(a, meta, &keys, grace),
+            fetch_keys(b, meta, &keys, grace)
+        );
+        let (r2a, r2b) = (r2a?, r2b?);
+        for key in keys {
+            handled.insert(key.clone());
+            let (x, y) = (r2a.get(&key), r2b.get(&key));
+            if x.map(|r| &r.values) == y.map(|r| &r.values) {
+                continue;
+            }
+            if r1a.get(&key) != x || r1b.get(&key) != y {
+                deferred += 1;
+                continue;
+            }
+            match fix_key(a, b, meta, cfg, x, y, (a_ok, b_ok), dry_run).await? {
+                Some(f) => {
+                    if !dry_run {
+                        tracing::info!(
+                            event = "reconcile_fix",
+                            table = %f.table,
+                            key = %f.key,
+                            action = f.action,
+                            server = %f.on,
+                            changed = f.changed,
+                        );
+                        metrics::counter!("dbsync_rows_fixed_total", "table" => f.table.clone(), "server" => f.on.clone())
+                            .increment(f.changed);
+                    }
+                    fixes.push(f);
+                }
+                None => deferred += 1,
+            }
+        }
+    }
+    if deferred > 0 {
+        tracing::info!(event = "reconcile_deferred", table = %meta.cfg.name, keys = deferred);
+    }
+    Ok(TableSync {
+        table: meta.cfg.name.to_string(),
+        differing_chunks: diffs.len(),
+        fixes,
+        deferred,
+    })
+}
+
+/// Reconciles the watched tables (or only `only`, when given).
+pub async fn run(
+    cfg: &Config,
+    a: &mut Db,
+    b: &mut Db,
+    only: &[String],
+    dry_run: bool,
+) -> Result<Vec<TableSync>> {
+    let mut out = Vec::new();
+    for t in cfg
+        .tables
+        .iter()
+        .filter(|t| only.is_empty() || only.iter().any(|o| o == t.name.as_str()))
+    {
+        let meta = TableMeta::load(a, b, &cfg.database, t).await?;
+        out.push(sync_table(a, b, &meta, cfg, dry_run).await?);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TableConfig;
+    use crate::ident::Ident;
+
+    fn meta() -> TableMeta {
+        let i = |s: &str| Ident::new(s).unwrap();
+        TableMeta::new(
+            TableConfig {
+                name: i("location"),
+                key: i("ruid"),
+                version: i("last_modified"),
+                expires: i("expires"),
+                chunk_by: i("id"),
+            },
+            vec![
+                (i("id"), false),
+                (i("ruid"), false),
+                (i("expires"), false),
+                (i("last_modified"), false),
+                (i("path"), true),
+            ],
+            true,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn overwrite_is_version_checked() {
+        assert_eq!(
+            overwrite_sql(&meta(), false),
+            "UPDATE `location` SET `id` = ?, `ruid` = ?, `expires` = ?, `last_modified` = ?, \
+             `path` = ? WHERE `ruid` = ? AND (`last_modified`, `expires`) < (?, ?)"
+        );
+        assert!(overwrite_sql(&meta(), true).ends_with("(`last_modified`, `expires`) <= (?, ?)"));
+    }
+
+    #[test]
+    fn insert_and_remove_statements() {
+        assert_eq!(
+            insert_sql(&meta()),
+            "INSERT INTO `location` (`id`, `ruid`, `expires`, `last_modified`, `path`) VALUES (?, ?, ?, ?, ?)"
+        );
+        assert_eq!(
+            remove_sql(&meta()),
+            "DELETE FROM `location` WHERE `ruid` = ? AND (`last_modified`, `expires`) <= (?, ?) \
+             AND `expires` < NOW(6) - INTERVAL ? SECOND"
+        );
+    }
+
+    #[test]
+    fn display_splices_escaped_values() {
+        let shown = display_sql(
+            "UPDATE t SET a = ? WHERE k = ?",
+            &[Value::Bytes(b"it's".to_vec()), Value::Int(3)],
+        );
+        assert_eq!(shown, "UPDATE t SET a = 'it\\'s' WHERE k = 3");
+        assert_eq!(display_sql("x = ?", &[]), "x = ?");
+    }
+
+    #[test]
+    fn table_without_versions_is_not_versioned() {
+        let i = |s: &str| Ident::new(s).unwrap();
+        let m = TableMeta::new(
+            TableConfig {
+                name: i("subscriber"),
+                key: i("id"),
+                version: i("last_modified"),
+                expires: i("expires"),
+                chunk_by: i("id"),
+            },
+            vec![(i("id"), false), (i("username"), false)],
+            false,
+        )
+        .unwrap();
+        assert!(!m.versioned());
+        assert!(TableMeta::new(m.cfg.clone(), vec![(i("username"), false)], false).is_err());
+    }
+}

@@ -1,0 +1,303 @@
+//! `dbsync watch`: the daemon. Every poll it writes both heartbeats, reads both servers, exports
+//! the state as metrics, repairs allowlisted errors, and reconciles periodically. A server that
+//! goes away is retried every poll; nothing here gives up.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::error::Result;
+use crate::observe::{beat, direction, server_state, ServerState};
+use crate::reconcile::Side;
+use crate::status::{report, Health, Report};
+
+/// How many times a reconcile that deferred keys is repeated at the next poll.
+const QUICK_RETRIES: u32 = 5;
+
+/// The daemon's state between polls.
+pub struct Watch {
+    cfg: Config,
+    a: Option<Db>,
+    b: Option<Db>,
+    last_reconcile: Instant,
+    reconcile_due: bool,
+    /// The reconcile in progress: it runs beside the polls, on its own connections, so a long
+    /// reconcile never delays the detection of a breakage.
+    /// Quick retries left after a reconcile deferred keys (reset by a repair).
+    quick_retries: u32,
+    reconciling: Option<tokio::task::JoinHandle<Result<Vec<crate::sync::TableSync>>>>,
+    last_state: Vec<(Health, String)>,
+    refused: HashSet<String>,
+}
+
+fn slot(w: &mut Watch, side: Side) -> &mut Option<Db> {
+    match side {
+        Side::A => &mut w.a,
+        Side::B => &mut w.b,
+    }
+}
+
+impl Watch {
+    /// A watcher with no connections yet.
+    pub fn new(cfg: Config) -> Self {
+        Self {
+            cfg,
+            a: None,
+            b: None,
+            last_reconcile: Instant::now(),
+            // A fresh start reconciles once: nobody watched while dbsync was down.
+            reconcile_due: true,
+            reconciling: None,
+            quick_retries: QUICK_RETRIES,
+            last_state: Vec::new(),
+            refused: HashSet::new(),
+        }
+    }
+
+    async fn ensure(&mut self, side: Side) -> std::result::Result<(), String> {
+        if slot(self, side).is_some() {
+            return Ok(());
+        }
+        match Db::connect(&self.cfg, side).await {
+            Ok(db) => {
+                tracing::info!(event = "connected", server = %db.name);
+                *slot(self, side) = Some(db);
+                Ok(())
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Drops a connection after a connection-level error so the next poll opens a new one.
+    fn check(&mut self, side: Side, e: &crate::error::Error) {
+        if e.is_connection() {
+            if let Some(db) = slot(self, side).take() {
+                tracing::warn!(event = "disconnected", server = %db.name, error = %e);
+            }
+        }
+    }
+
+    async fn read(&mut self, side: Side) -> std::result::Result<ServerState, String> {
+        self.ensure(side).await?;
+        let Some(db) = slot(self, side).as_mut() else {
+            return Err("not connected".into());
+        };
+        let beat_result = beat(db).await;
+        let state = match beat_result {
+            Ok(()) => server_state(db).await,
+            Err(e) if e.server_code() == Some(1146) => server_state(db).await,
+            Err(e) => Err(e),
+        };
+        match state {
+            Ok(s) => Ok(s),
+            Err(e) => {
+                let text = e.to_string();
+                self.check(side, &e);
+                Err(text)
+            }
+        }
+    }
+
+    /// One poll: heartbeats, state, metrics, repairs, reconcile. Returns the status it saw.
+    pub async fn poll(&mut self) -> Report {
+        let (na, nb) = (self.cfg.a.name.clone(), self.cfg.b.name.clone());
+        let sa = self.read(Side::A).await;
+        let sb = self.read(Side::B).await;
+        metrics::gauge!("dbsync_server_up", "server" => na.clone()).set(if sa.is_ok() {
+            1.0
+        } else {
+            0.0
+        });
+        metrics::gauge!("dbsync_server_up", "server" => nb.clone()).set(if sb.is_ok() {
+            1.0
+        } else {
+            0.0
+        });
+        let observed = vec![direction(&na, &nb, &sa, &sb), direction(&nb, &na, &sb, &sa)];
+        let rep = report(observed, self.cfg.lag_threshold_ms);
+        self.export(&rep);
+
+        for (i, d) in rep.directions.iter().enumerate() {
+            let o = &d.observed;
+            if o.replica_error.is_some() || o.sql_running == "Yes" || o.last_sql_errno == 0 {
+                continue;
+            }
+            let side = if i == 0 { Side::B } else { Side::A };
+            // A refused error stays until an operator acts: report it once, not every second.
+            let seen = format!("{}/{}/{}", o.replica, o.last_sql_errno, o.last_sql_error);
+            if self.refused.contains(&seen) {
+                continue;
+            }
+            if !self.repair(side).await {
+                self.refused.insert(seen);
+            }
+        }
+
+        self.collect_reconcile().await;
+        let interval = Duration::from_secs(self.cfg.reconcile_interval_s);
+        let periodic =
+            self.cfg.reconcile_interval_s > 0 && self.last_reconcile.elapsed() >= interval;
+        // A replica stopped on an error first needs its repair (or an operator, if refused):
+        // reconciling around it would fight the pending events. One stopped by hand does not block.
+        let failing = rep
+            .directions
+            .iter()
+            .any(|d| d.observed.sql_running != "Yes" && d.observed.last_sql_errno != 0);
+        let reachable = rep
+            .directions
+            .iter()
+            .all(|d| d.observed.replica_error.is_none());
+        if (self.reconcile_due || periodic) && !failing && reachable && self.reconciling.is_none() {
+            self.start_reconcile();
+        }
+        rep
+    }
+
+    fn export(&mut self, rep: &Report) {
+        let states: Vec<(Health, String)> = rep
+            .directions
+            .iter()
+            .map(|d| (d.health, d.reason.clone()))
+            .collect();
+        for (i, d) in rep.directions.iter().enumerate() {
+            let dir = format!("{}->{}", d.observed.source, d.observed.replica);
+            metrics::gauge!("dbsync_replication_health", "direction" => dir.clone())
+                .set(d.health.as_gauge());
+            if let Some(lag) = d.observed.lag_ms {
+                metrics::gauge!("dbsync_replication_lag_seconds", "direction" => dir.clone())
+                    .set(lag as f64 / 1000.0);
+            }
+            if self.last_state.get(i) != states.get(i) {
+                tracing::info!(
+                    event = "replication_state",
+                    direction = %dir,
+                    health = ?d.health,
+                    reason = %d.reason,
+                    sql_errno = d.observed.last_sql_errno,
+                    io_errno = d.observed.last_io_errno,
+                );
+            }
+        }
+        self.last_state = states;
+    }
+
+    /// Returns false when the error was refused (so it is not tried again).
+    async fn repair(&mut self, side: Side) -> bool {
+        let cfg = self.cfg.clone();
+        let Some(db) = slot(self, side).as_mut() else {
+            return true;
+        };
+        let result = crate::repair::repair_replica(&cfg, db, false).await;
+        let name = db.name.clone();
+        match result {
+            Ok(Some(r)) => {
+                let outcome = if r.acted() { "skipped" } else { "refused" };
+                metrics::counter!("dbsync_repairs_total", "server" => name, "outcome" => outcome)
+                    .increment(1);
+                if r.acted() {
+                    self.reconcile_due = true;
+                    self.quick_retries = QUICK_RETRIES;
+                }
+                r.acted()
+            }
+            Ok(None) => true,
+            Err(e) => {
+                tracing::error!(event = "repair_failed", server = %name, error = %e);
+                metrics::counter!("dbsync_repairs_total", "server" => name, "outcome" => "failed")
+                    .increment(1);
+                self.check(side, &e);
+                // Refused as unsafe (ambiguous GTID, already covered): do not retry every poll.
+                !matches!(e, crate::error::Error::Refused(_))
+            }
+        }
+    }
+
+    fn start_reconcile(&mut self) {
+        let cfg = self.cfg.clone();
+        // A repair that happens from now on needs a reconcile after this one.
+        self.reconcile_due = false;
+        self.last_reconcile = Instant::now();
+        self.reconciling = Some(tokio::spawn(async move {
+            let started = Instant::now();
+            let (a, b) = crate::db::connect_both(&cfg).await;
+            let (mut a, mut b) = (a?, b?);
+            let r = crate::sync::run(&cfg, &mut a, &mut b, &[], false).await;
+            a.close().await;
+            b.close().await;
+            if let Ok(tables) = &r {
+                let fixed: usize = tables.iter().map(|t| t.fixes.len()).sum();
+                let deferred: usize = tables.iter().map(|t| t.deferred).sum();
+                tracing::info!(
+                    event = "reconcile",
+                    fixes = fixed,
+                    deferred,
+                    took_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                );
+            }
+            r
+        }));
+    }
+
+    /// Collects a finished reconcile: metrics, and a retry soon when it failed or deferred keys.
+    async fn collect_reconcile(&mut self) {
+        if !self.reconciling.as_ref().is_some_and(|t| t.is_finished()) {
+            return;
+        }
+        let Some(task) = self.reconciling.take() else {
+            return;
+        };
+        let outcome = match task.await {
+            Ok(Ok(tables)) => {
+                // Rows still moving (or a server catching up): look again soon rather than after a
+                // whole interval, a few times; hot rows under constant load stay for the periodic run.
+                if tables.iter().any(|t| t.deferred > 0) && self.quick_retries > 0 {
+                    self.quick_retries -= 1;
+                    self.reconcile_due = true;
+                }
+                "ok"
+            }
+            Ok(Err(e)) => {
+                tracing::error!(event = "reconcile_failed", error = %e);
+                "failed"
+            }
+            Err(e) => {
+                tracing::error!(event = "reconcile_failed", error = %e);
+                "failed"
+            }
+        };
+        metrics::counter!("dbsync_reconcile_runs_total", "outcome" => outcome).increment(1);
+    }
+}
+
+/// The last report of the watch loop, shared with the `/health` endpoint.
+pub type Latest = std::sync::Arc<std::sync::Mutex<Option<Report>>>;
+
+/// Runs the watch loop until `shutdown` completes, publishing each poll's report in `latest`.
+pub async fn run(cfg: Config, latest: Latest, shutdown: impl Future<Output = ()>) -> Result<()> {
+    let mut w = Watch::new(cfg);
+    let mut tick = tokio::time::interval(Duration::from_millis(w.cfg.poll_interval_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(shutdown);
+    tracing::info!(event = "watch_started", a = %w.cfg.a.name, b = %w.cfg.b.name);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = tick.tick() => {
+                let rep = w.poll().await;
+                if let Ok(mut slot) = latest.lock() {
+                    *slot = Some(rep);
+                }
+            }
+        }
+    }
+    if let Some(task) = w.reconciling.take() {
+        task.abort();
+    }
+    for db in [w.a.take(), w.b.take()].into_iter().flatten() {
+        db.close().await;
+    }
+    tracing::info!(event = "watch_stopped");
+    Ok(())
+}

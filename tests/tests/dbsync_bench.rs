@@ -1,0 +1,329 @@
+//! The dbsync benchmark (ignored by default; run it with bench/dbsync/run.sh). On one real
+//! MariaDB pair it measures, in the same run:
+//! - `dbsync checksum` of an N-row location table (default 1,000,000) against
+//!   `pt-table-checksum` (Debian percona-toolkit) on the same table;
+//! - how long `dbsync watch` takes to detect and to repair a 1062 under write load;
+//! - the same breakage handled by `pt-slave-restart`, and whether the pair ends identical.
+//!
+//! It prints figures and asserts none of them: timings never decide a test.
+
+mod dbsync_support;
+
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use dbsync_support::*;
+use hasip_dbsync::Config;
+use hasip_tests::{MariaDbPair, MariaDbServer};
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Opts};
+
+const BATCH: u64 = 50_000;
+const BREAKAGES: usize = 5;
+
+fn rows_wanted() -> u64 {
+    std::env::var("DBSYNC_BENCH_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000)
+}
+
+/// Fills location on A with `n` registrar-like rows (it replicates to B).
+async fn load(pair: &MariaDbPair, n: u64) -> anyhow::Result<()> {
+    let mut start = 1;
+    while start <= n {
+        let end = (start + BATCH - 1).min(n);
+        pair.a
+            .exec(
+                &format!(
+                    "INSERT INTO location (ruid, username, domain, contact, received, path, expires, \
+                     callid, cseq, last_modified, user_agent, socket, instance, reg_id) \
+                     SELECT SHA2(seq, 256), CONCAT('user', seq), 'example.com', \
+                     CONCAT('sip:user', seq, '@192.0.2.', seq % 250, ':5060;transport=udp'), \
+                     CONCAT('sip:198.51.100.', seq % 250, ':', 1024 + seq % 60000), \
+                     CONCAT('<sip:edge1.example.net;lr;ob>'), NOW(6) + INTERVAL 3600 SECOND, \
+                     CONCAT('call-', seq), 1, NOW(6), 'bench-phone/1.0', 'udp:10.0.0.1:5060', \
+                     CONCAT('<urn:uuid:', MD5(seq), '>'), 1 FROM seq_{start}_to_{end}"
+                ),
+                (),
+            )
+            .await?;
+        start = end + 1;
+    }
+    pair.wait_replicated_within(Duration::from_secs(600)).await
+}
+
+async fn time_dbsync_checksum(cfg: &Config) -> anyhow::Result<(Duration, u64)> {
+    let (mut a, mut b) = connect(cfg).await?;
+    let t = Instant::now();
+    let r = hasip_dbsync::checksum::run(cfg, &mut a, &mut b, false).await?;
+    let took = t.elapsed();
+    a.close().await;
+    b.close().await;
+    let t0 = r.first().context("no table")?;
+    if !t0.identical() {
+        bail!("pair differs before the benchmark");
+    }
+    Ok((took, t0.rows_a))
+}
+
+fn time_pt_table_checksum(server: &MariaDbServer) -> anyhow::Result<Duration> {
+    let t = Instant::now();
+    let out = Command::new("pt-table-checksum")
+        .arg(format!("h=127.0.0.1,P={},u=root", server.port()))
+        .args([
+            "--databases=hasip",
+            "--tables=location",
+            "--recursion-method=none",
+            "--no-check-binlog-format",
+            "--no-version-check",
+            "--replicate=percona.checksums",
+        ])
+        .output()
+        .context("running pt-table-checksum (apt-get install percona-toolkit)")?;
+    let took = t.elapsed();
+    // Its exit status is a bit mask of findings; only a failure to run is an error here.
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !text.contains("location") {
+        bail!(
+            "pt-table-checksum did not checksum the table: {text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(took)
+}
+
+async fn write_load(opts: Opts, prefix: &'static str, stop: Arc<AtomicBool>, done: Arc<AtomicU64>) {
+    let mut conn: Option<Conn> = None;
+    let mut i = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        if conn.is_none() {
+            conn = Conn::new(opts.clone()).await.ok();
+            if conn.is_none() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        }
+        let Some(c) = conn.as_mut() else { continue };
+        let ruid = format!("{prefix}-{:04}", i % 1000);
+        let r = c
+            .exec_drop(
+                "INSERT INTO location (ruid, username, domain, contact, expires, callid, cseq, \
+                 last_modified) VALUES (?, ?, 'example.com', ?, NOW(6) + INTERVAL 3600 SECOND, ?, 1, NOW(6)) \
+                 ON DUPLICATE KEY UPDATE contact = VALUES(contact), expires = VALUES(expires), \
+                 cseq = cseq + 1, last_modified = VALUES(last_modified)",
+                (&ruid, &ruid, format!("sip:{ruid}@10.1.0.{}", i % 250), format!("call-{ruid}")),
+            )
+            .await;
+        match r {
+            Ok(()) => {
+                done.fetch_add(1, Ordering::Relaxed);
+                i += 1;
+            }
+            Err(_) => conn = None,
+        }
+    }
+}
+
+/// Makes B fail with 1062: B gets the binding locally (unlogged, older), then A writes it.
+async fn break_b(pair: &MariaDbPair, ruid: &str) -> anyhow::Result<Instant> {
+    let mut conn = pair.b.conn().await?;
+    conn.query_drop("SET SESSION sql_log_bin = 0").await?;
+    conn.exec_drop(
+        "INSERT INTO location (ruid, username, contact, expires, last_modified) \
+         VALUES (?, 'u', 'sip:older@10.0.0.2', NOW(6) + INTERVAL 1 HOUR, NOW(6))",
+        (ruid,),
+    )
+    .await?;
+    conn.disconnect().await?;
+    insert_binding(&pair.a, ruid, "sip:newer@10.0.0.1").await?;
+    Ok(Instant::now())
+}
+
+fn stats(v: &mut [Duration]) -> String {
+    v.sort();
+    let ms = |d: &Duration| d.as_millis();
+    match (v.first(), v.get(v.len() / 2), v.last()) {
+        (Some(lo), Some(mid), Some(hi)) => format!(
+            "min {} ms, median {} ms, max {} ms",
+            ms(lo),
+            ms(mid),
+            ms(hi)
+        ),
+        _ => "-".into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run bench/dbsync/run.sh"]
+async fn dbsync_benchmark() -> anyhow::Result<()> {
+    let n = rows_wanted();
+    let _ = hasip::telemetry::init(&hasip::config::LogConfig {
+        level: "hasip_dbsync=info".into(),
+        format: hasip::config::LogFormat::Text,
+    });
+    let pair = MariaDbPair::start().await?;
+    let mut cfg = config(&pair);
+    cfg.poll_interval_ms = 1000;
+    cfg.reconcile_interval_s = 60;
+    cfg.chunk_size = std::env::var("DBSYNC_BENCH_CHUNK")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50_000);
+    cfg.timeout_s = std::env::var("DBSYNC_BENCH_TIMEOUT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+
+    let t = Instant::now();
+    load(&pair, n).await?;
+    println!(
+        "loaded {n} rows into location and replicated in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+
+    // Checksums, alternating, each twice; the best of each counts (warm caches for both).
+    let mut ours = Vec::new();
+    let mut theirs = Vec::new();
+    let mut rows = 0;
+    for _ in 0..2 {
+        let (d, r) = time_dbsync_checksum(&cfg).await?;
+        rows = r;
+        ours.push(d);
+        theirs.push(time_pt_table_checksum(&pair.a)?);
+    }
+    let best_ours = ours.iter().min().copied().unwrap_or_default();
+    let best_theirs = theirs.iter().min().copied().unwrap_or_default();
+    let rate = |d: Duration| rows as f64 / d.as_secs_f64().max(1e-9);
+    println!(
+        "checksum of {rows} rows: dbsync {:.2} s ({:.0} rows/s, both servers), pt-table-checksum {:.2} s ({:.0} rows/s, one server); ratio {:.2}x",
+        best_ours.as_secs_f64(),
+        rate(best_ours),
+        best_theirs.as_secs_f64(),
+        rate(best_theirs),
+        rate(best_ours) / rate(best_theirs)
+    );
+    println!("  all runs: dbsync {ours:?}, pt-table-checksum {theirs:?}");
+
+    // Breakage under write load, repaired by dbsync watch.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (done_a, done_b) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let wa = tokio::spawn(write_load(
+        pair.a.app_opts(),
+        "wa",
+        stop.clone(),
+        done_a.clone(),
+    ));
+    let wb = tokio::spawn(write_load(
+        pair.b.app_opts(),
+        "wb",
+        stop.clone(),
+        done_b.clone(),
+    ));
+    let watch = start_watch(cfg.clone());
+    wait_for("status healthy", LIMIT, || async {
+        Ok(hasip_dbsync::observe::status(&cfg).await.health.exit_code() == 0)
+    })
+    .await?;
+    let (mut detect, mut repair) = (Vec::new(), Vec::new());
+    let load_start = (
+        done_a.load(Ordering::Relaxed),
+        done_b.load(Ordering::Relaxed),
+        Instant::now(),
+    );
+    for i in 0..BREAKAGES {
+        let ruid = format!("broken-{i}");
+        let logged = repair_log(&pair.b).await?.len();
+        let t0 = break_b(&pair, &ruid).await?;
+        let mut detected = None;
+        let deadline = t0 + Duration::from_secs(120);
+        loop {
+            if detected.is_none() && repair_log(&pair.b).await?.len() > logged {
+                detected = Some(t0.elapsed());
+            }
+            if detected.is_some()
+                && pair.b.slave_status().await?.is_running()
+                && contact_of(&pair.b, &ruid).await?.as_deref() == Some("sip:newer@10.0.0.1")
+            {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("breakage {i} not repaired within 120 s");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        repair.push(t0.elapsed());
+        detect.push(detected.unwrap_or_default());
+    }
+    let secs = load_start.2.elapsed().as_secs_f64();
+    let writes = done_a.load(Ordering::Relaxed) + done_b.load(Ordering::Relaxed)
+        - load_start.0
+        - load_start.1;
+    stop.store(true, Ordering::Relaxed);
+    let _ = tokio::time::timeout(LIMIT, wa).await;
+    let _ = tokio::time::timeout(LIMIT, wb).await;
+    watch.stop().await?;
+    println!(
+        "dbsync watch, {BREAKAGES} x 1062 under {:.0} writes/s on both masters ({n} rows): detected {}; repaired (newer row on both) {}",
+        writes as f64 / secs,
+        stats(&mut detect),
+        stats(&mut repair)
+    );
+    let (mut a, mut b) = connect(&cfg).await?;
+    pair.wait_replicated_within(Duration::from_secs(120))
+        .await?;
+    let r = hasip_dbsync::checksum::run(&cfg, &mut a, &mut b, false).await?;
+    println!(
+        "  after dbsync: pair {}",
+        if r.iter().all(|t| t.identical()) {
+            "identical"
+        } else {
+            "DIFFERENT"
+        }
+    );
+
+    // The same breakage handled by pt-slave-restart.
+    let ruid = "broken-pt";
+    break_b(&pair, ruid).await?;
+    wait_for("1062 on B", LIMIT, || async {
+        Ok(pair.b.slave_status().await?.last_sql_errno == 1062)
+    })
+    .await?;
+    let out = Command::new("pt-slave-restart")
+        .arg(format!("h=127.0.0.1,P={},u=root", pair.b.port()))
+        .args([
+            "--error-numbers=1062,1032",
+            "--run-time=5s",
+            "--no-version-check",
+            "--sleep=1",
+        ])
+        .output()
+        .context("running pt-slave-restart")?;
+    pair.wait_replicated_within(Duration::from_secs(120))
+        .await?;
+    let r = hasip_dbsync::checksum::run(&cfg, &mut a, &mut b, false).await?;
+    let differing: usize = r
+        .iter()
+        .flat_map(|t| t.differing.iter())
+        .map(|d| d.keys.len())
+        .sum();
+    println!(
+        "pt-slave-restart on the same 1062: replica {}, pair {} ({differing} differing rows; B holds {:?}, A holds {:?})",
+        if pair.b.slave_status().await?.is_running() { "running" } else { "stopped" },
+        if r.iter().all(|t| t.identical()) { "identical" } else { "DIVERGED" },
+        contact_of(&pair.b, ruid).await?,
+        contact_of(&pair.a, ruid).await?,
+    );
+    if !out.status.success() {
+        println!(
+            "  pt-slave-restart: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    a.close().await;
+    b.close().await;
+    Ok(())
+}
