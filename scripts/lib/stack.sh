@@ -104,7 +104,7 @@ wait_http() {
       return 0
     fi
     live_pid "$part" >/dev/null || die "$part exited during start-up; see $LOGS/$part.log:
-$(tail -n 20 "$LOGS/$part.log" 2>/dev/null)"
+$(grep -av '^ ' "$LOGS/$part.log" 2>/dev/null | tail -n 8)"
     sleep 0.2
   done
   die "$part does not answer on http://$addr/health after 20s; see $LOGS/$part.log"
@@ -112,6 +112,16 @@ $(tail -n 20 "$LOGS/$part.log" 2>/dev/null)"
 
 port_busy() {
   (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null
+}
+
+# udp_owner IP PORT: who holds the UDP port (needs ss from iproute2; silent without it).
+udp_owner() {
+  command -v ss >/dev/null 2>&1 || return 1
+  local line
+  line=$(ss -Hlunp "src $1:$2" 2>/dev/null | head -n1)
+  [ -n "$line" ] || line=$(ss -Hlunp "src 0.0.0.0:$2" 2>/dev/null | head -n1)
+  [ -n "$line" ] || return 1
+  printf '%s\n' "$line" | grep -o 'users:.*' || printf 'another process\n'
 }
 
 # --- tools ----------------------------------------------------------------------------
@@ -149,8 +159,14 @@ MariaDB on 3306 is neither used nor disturbed."
   find_tool mariadbd >/dev/null || die "mariadbd still not found after installing"
 }
 
+# Where the release binaries are: recorded by `up`, so `status` finds the same ones
+# whatever CARGO_TARGET_DIR says later.
 bin_dir() {
-  printf '%s/release\n' "${CARGO_TARGET_DIR:-$ROOT/target}"
+  if [ -f "$RUN/bin-dir" ]; then
+    cat "$RUN/bin-dir"
+  else
+    printf '%s/release\n' "${CARGO_TARGET_DIR:-$ROOT/target}"
+  fi
 }
 
 build() {
@@ -233,14 +249,14 @@ create_users() {
 create_subscribers() {
   local pair user pw
   {
-    echo "PREPARE add FROM 'INSERT INTO subscriber (username, domain, password, ha1, ha1b, ha1_sha256) VALUES (?, ?, ?, MD5(CONCAT_WS(\":\", ?, ?, ?)), MD5(CONCAT_WS(\":\", CONCAT(?, \"@\", ?), ?, ?)), SHA2(CONCAT_WS(\":\", ?, ?, ?), 256)) ON DUPLICATE KEY UPDATE password = VALUES(password), ha1 = VALUES(ha1), ha1b = VALUES(ha1b), ha1_sha256 = VALUES(ha1_sha256)';"
+    echo "PREPARE add_subscriber FROM 'INSERT INTO subscriber (username, domain, password, ha1, ha1b, ha1_sha256) VALUES (?, ?, ?, MD5(CONCAT_WS(\":\", ?, ?, ?)), MD5(CONCAT_WS(\":\", CONCAT(?, \"@\", ?), ?, ?)), SHA2(CONCAT_WS(\":\", ?, ?, ?), 256)) ON DUPLICATE KEY UPDATE password = VALUES(password), ha1 = VALUES(ha1), ha1b = VALUES(ha1b), ha1_sha256 = VALUES(ha1_sha256)';"
     for pair in $DEMO_USERS; do
       user=${pair%%:*}
       pw=${pair#*:}
       echo "SET @u = '$user', @d = '$DOMAIN', @p = '$pw';"
-      echo "EXECUTE add USING @u, @d, @p, @u, @d, @p, @u, @d, @d, @p, @u, @d, @p;"
+      echo "EXECUTE add_subscriber USING @u, @d, @p, @u, @d, @p, @u, @d, @d, @p, @u, @d, @p;"
     done
-    echo "DEALLOCATE PREPARE add;"
+    echo "DEALLOCATE PREPARE add_subscriber;"
   } | sql "$DB_A_PORT" hasip || die "creating the demo subscribers failed"
 }
 
@@ -435,7 +451,8 @@ stack_up() {
   need_mariadb
   build
   local bin
-  bin=$(bin_dir)
+  bin="${CARGO_TARGET_DIR:-$ROOT/target}/release"
+  printf '%s\n' "$bin" >"$RUN/bin-dir"
   for part in edge registrar dbsync; do
     [ -x "$bin/$part" ] || die "$bin/$part missing after the build"
   done
@@ -470,6 +487,9 @@ $(tail -n 20 "$LOGS/dbsync-setup.log")"
   done
   if ! live_pid edge >/dev/null; then
     port_busy 127.0.0.1 "${EDGE_SIP##*:}" && die "$EDGE_SIP (TCP) is taken by another process"
+    local owner
+    owner=$(udp_owner 127.0.0.1 "${EDGE_SIP##*:}") &&
+      die "$EDGE_SIP (UDP) is taken by $owner (sipp without -p binds 5060 by default)"
     start edge "$LOGS/edge.log" "$bin/edge" --config "$ETC/edge.toml"
   fi
   wait_http edge "$EDGE_HTTP"
