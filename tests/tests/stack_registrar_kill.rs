@@ -18,7 +18,13 @@ async fn registrar_killed_mid_load_loses_nothing() -> anyhow::Result<()> {
     // About a third of the way through the load.
     let third = users.len() as u64 * 1000 / u64::from(rate) / 3;
     tokio::time::sleep(Duration::from_millis(third)).await;
+    let killed = stack.registrars[0].udp;
     stack.registrars[0].kill();
+    // Its socket is gone (the address can be bound again): it answers nothing any more.
+    assert!(
+        std::net::UdpSocket::bind(killed).is_ok(),
+        "the killed registrar still holds {killed}"
+    );
 
     let result = sipp.finish().await?;
     assert!(
@@ -28,5 +34,20 @@ async fn registrar_killed_mid_load_loses_nothing() -> anyhow::Result<()> {
     );
     assert_eq!(result.registered.len(), users.len(), "{}", result.report());
     assert_bindings(&stack, &result.registered, result.port).await?;
+    // Both registrars stored bindings: the killed one before its death, the other all along.
+    let sockets: Vec<String> = stack
+        .pair
+        .a
+        .query_rows("SELECT DISTINCT socket FROM location", ())
+        .await?
+        .iter()
+        .map(|row| hasip_tests::mariadb_server::row_value(row, 0))
+        .collect::<anyhow::Result<_>>()?;
+    for registrar in [killed, stack.registrars[1].udp] {
+        assert!(
+            sockets.contains(&format!("udp:{registrar}")),
+            "no binding written by {registrar}: {sockets:?}"
+        );
+    }
     stack.stop().await
 }

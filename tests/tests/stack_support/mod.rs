@@ -227,10 +227,21 @@ pub struct Stack {
 impl Stack {
     /// Starts the pair, adds `users`, starts `dbsync watch`, two registrars and the edge.
     pub async fn start(users: &[(String, String)]) -> anyhow::Result<Self> {
+        Self::start_with(users, 2).await
+    }
+
+    /// [`Self::start`] with dbsync's periodic reconcile every `reconcile_s` seconds.
+    pub async fn start_with(users: &[(String, String)], reconcile_s: u64) -> anyhow::Result<Self> {
+        // Silent unless RUST_LOG asks (e.g. RUST_LOG=hasip_dbsync=info,hasip_edge=warn).
+        let _ = hasip::telemetry::init(&hasip::config::LogConfig {
+            level: "off".to_owned(),
+            ..Default::default()
+        });
         let pair = MariaDbPair::start().await?;
         add_subscribers(&pair, users).await?;
         pair.wait_replicated().await?;
-        let dbsync = dbsync_support::config(&pair);
+        let mut dbsync = dbsync_support::config(&pair);
+        dbsync.reconcile_interval_s = reconcile_s;
         let watcher = dbsync_support::start_watch(dbsync.clone());
         let registrars = vec![
             RegistrarProcess::start(registrar_config(&pair)?)?,
