@@ -171,8 +171,9 @@ impl RegistrarProcess {
             // Blocks this thread, not the runtime's workers, until the kill.
             let _ = kill_rx.recv();
             // Drops every task (and with them every socket and database connection)
-            // without waiting for any: the in-process equivalent of SIGKILL.
-            runtime.shutdown_background();
+            // without letting any run to its end: the in-process equivalent of SIGKILL.
+            // The bound only waits for the worker threads to finish dropping them.
+            runtime.shutdown_timeout(Duration::from_secs(5));
         });
         let udp = ready_rx
             .recv_timeout(LIMIT)
