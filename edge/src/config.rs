@@ -193,10 +193,24 @@ impl EdgeConfig {
         if self.registrars.addrs.is_empty() {
             return Err(Error::Config("registrars.addrs names no registrar".into()));
         }
-        if self.registrars.failover_timeout_ms == 0 {
-            return Err(Error::Config(
-                "registrars.failover_timeout_ms must be above 0".into(),
-            ));
+        // Timers are added to the clock; a day bounds them far from overflow.
+        const DAY_MS: u64 = 86_400_000;
+        for (key, value) in [
+            (
+                "registrars.failover_timeout_ms",
+                self.registrars.failover_timeout_ms,
+            ),
+            ("health.probe_interval_ms", self.health.probe_interval_ms),
+            ("health.probe_timeout_ms", self.health.probe_timeout_ms),
+            ("keepalive.interval_ms", self.keepalive.interval_ms),
+            ("protection.window_ms", self.protection.window_ms),
+            ("protection.block_ms", self.protection.block_ms),
+        ] {
+            if value == 0 || value > DAY_MS {
+                return Err(Error::Config(format!(
+                    "{key} must be between 1 and {DAY_MS} milliseconds"
+                )));
+            }
         }
         Ok(())
     }

@@ -645,3 +645,51 @@ async fn relay_more_2xx(mut client: hasip::endpoint::ClientTransaction, txn: Ser
 
 /// The bytes of a UDP keepalive toward a phone: a double CRLF, which SIP stacks skip.
 pub(crate) const KEEPALIVE: Bytes = Bytes::from_static(b"\r\n\r\n");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hasip::sip::Limits;
+
+    fn parse(text: &str) -> Message {
+        Message::parse(Bytes::copy_from_slice(text.as_bytes()), &Limits::default())
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn request(method: &str, to: &str) -> Message {
+        parse(&format!(
+            "{method} sip:bob@Example.COM:5060;transport=udp SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1\r\nFrom: <sip:a@x>;tag=1\r\n\
+             To: {to}\r\nCall-ID: c\r\nCSeq: 1 {method}\r\nContent-Length: 0\r\n\r\n"
+        ))
+    }
+
+    #[test]
+    fn labels_stay_in_a_fixed_set() {
+        assert_eq!(method_label(&request("REGISTER", "<sip:b@x>")), "REGISTER");
+        assert_eq!(method_label(&request("FOOBAR", "<sip:b@x>")), "other");
+        assert_eq!(status_label(200), "200");
+        assert_eq!(status_label(299), "2xx");
+        assert_eq!(status_label(430), "430");
+        assert_eq!(status_label(499), "4xx");
+        assert_eq!(status_label(699), "6xx");
+    }
+
+    #[test]
+    fn dialog_forming_and_in_dialog() {
+        assert!(is_dialog_forming(Some(Method::Invite)));
+        assert!(is_dialog_forming(Some(Method::Subscribe)));
+        assert!(!is_dialog_forming(Some(Method::Register)));
+        assert!(!is_dialog_forming(Some(Method::Message)));
+        assert!(!has_to_tag(&request("INVITE", "<sip:b@x>")));
+        assert!(has_to_tag(&request("BYE", "<sip:b@x>;tag=9")));
+    }
+
+    #[test]
+    fn the_request_uri_aor_is_normalised() {
+        assert_eq!(
+            request_uri_aor(&request("INVITE", "<sip:b@x>")).as_deref(),
+            Some("sip:bob@example.com")
+        );
+    }
+}

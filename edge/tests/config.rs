@@ -42,3 +42,21 @@ fn empty_listen_list_is_refused() {
     let err = config.validate().expect_err("no sockets refused");
     assert!(err.to_string().contains("sip.listen"), "{err}");
 }
+
+#[test]
+fn timers_out_of_range_are_refused() {
+    let text = std::fs::read_to_string(example())
+        .expect("example readable")
+        .replace("failover_timeout_ms = 1000", "failover_timeout_ms = 0");
+    let config: EdgeConfig =
+        hasip::config::load_str(&text, "HASIP_EDGE_TEST_UNSET").expect("parses");
+    let err = config.validate().expect_err("zero refused");
+    assert!(err.to_string().contains("failover_timeout_ms"), "{err}");
+    let text = std::fs::read_to_string(example())
+        .expect("example readable")
+        .replace("interval_ms = 25000", "interval_ms = 9223372036854775807");
+    let config: EdgeConfig =
+        hasip::config::load_str(&text, "HASIP_EDGE_TEST_UNSET").expect("parses");
+    let err = config.validate().expect_err("huge refused");
+    assert!(err.to_string().contains("keepalive.interval_ms"), "{err}");
+}

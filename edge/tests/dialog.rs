@@ -26,6 +26,18 @@ async fn recv_request(socket: &UdpSocket, method: Method) -> (Message, SocketAdd
     }
 }
 
+/// Receives the next response on the core socket, skipping requests (the edge's probes).
+async fn recv_response(socket: &UdpSocket) -> Message {
+    loop {
+        let (message, _) = recv_sip(socket, Duration::from_secs(5))
+            .await
+            .unwrap_or_else(|| panic!("no response came"));
+        if !message.is_request() {
+            return message;
+        }
+    }
+}
+
 fn record_routes(message: &Message) -> Vec<String> {
     message
         .record_routes()
@@ -39,7 +51,7 @@ async fn a_call_from_a_phone_is_record_routed_and_in_dialog_requests_pass_both_w
     let core_addr = core.local_addr().expect("addr");
     let edge = start_edge(config(
         &[core_addr],
-        "[health]\nprobe_interval_ms = 600000\n",
+        "[health]\nprobe_interval_ms = 600000\ndown_after = 1000\n",
     ))
     .await;
     let phone = UdpSocket::bind("127.0.0.1:0").await.expect("phone");
@@ -131,9 +143,7 @@ async fn a_call_from_a_phone_is_record_routed_and_in_dialog_requests_pass_both_w
     );
     let bye_ok = response_to(&bye, 200, "OK", None).build();
     phone.send_to(&bye_ok, edge.udp).await.expect("sent");
-    let (answer, _) = recv_sip(&core, Duration::from_secs(5))
-        .await
-        .expect("200 to BYE");
+    let answer = recv_response(&core).await;
     assert_eq!(answer.status_code(), Some(200));
     assert_eq!(answer.cseq().expect("cseq").method, "BYE");
 
@@ -233,4 +243,73 @@ async fn an_initial_invite_from_the_core_is_record_routed_public_half_on_top() {
     }
     assert_eq!(codes.last(), Some(&486), "{codes:?}");
     assert!(codes.contains(&180), "{codes:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_from_the_phone_cancels_the_forwarded_invite() {
+    let core = UdpSocket::bind("127.0.0.1:0").await.expect("core");
+    let core_addr = core.local_addr().expect("addr");
+    let edge = start_edge(config(
+        &[core_addr],
+        "[health]\nprobe_interval_ms = 600000\ndown_after = 1000\n",
+    ))
+    .await;
+    let phone = UdpSocket::bind("127.0.0.1:0").await.expect("phone");
+    let phone_addr = phone.local_addr().expect("addr");
+    let invite = |method: &str| {
+        format!(
+            "{method} sip:kim@example.com SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {phone_addr};branch=z9hG4bKcan1;rport\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:lee@example.com>;tag=l1\r\n\
+             To: <sip:kim@example.com>\r\n\
+             Call-ID: call-3\r\n\
+             CSeq: 1 {method}\r\n\
+             Content-Length: 0\r\n\r\n"
+        )
+    };
+    phone
+        .send_to(invite("INVITE").as_bytes(), edge.udp)
+        .await
+        .expect("sent");
+    let (forwarded, from) = recv_request(&core, Method::Invite).await;
+    // The callee rings; the edge may CANCEL only once a provisional came.
+    core.send_to(
+        &response_to(&forwarded, 180, "Ringing", Some("k1")).build(),
+        from,
+    )
+    .await
+    .expect("sent");
+    let (ringing, _) = recv_sip(&phone, Duration::from_secs(5)).await.expect("180");
+    assert_eq!(ringing.status_code(), Some(180));
+    phone
+        .send_to(invite("CANCEL").as_bytes(), edge.udp)
+        .await
+        .expect("sent");
+    let (cancel, from) = recv_request(&core, Method::Cancel).await;
+    assert_eq!(
+        cancel.top_via().expect("via").branch(),
+        forwarded.top_via().expect("via").branch(),
+        "the CANCEL names the forwarded INVITE's branch"
+    );
+    core.send_to(&response_to(&cancel, 200, "OK", Some("k1")).build(), from)
+        .await
+        .expect("sent");
+    core.send_to(
+        &response_to(&forwarded, 487, "Request Terminated", Some("k1")).build(),
+        from,
+    )
+    .await
+    .expect("sent");
+    let mut codes = Vec::new();
+    while let Some((response, _)) = recv_sip(&phone, Duration::from_secs(3)).await {
+        if let Some(code) = response.status_code() {
+            codes.push((code, response.cseq().expect("cseq").method.to_owned()));
+        }
+        if codes.iter().any(|(c, _)| *c == 487) {
+            break;
+        }
+    }
+    assert!(codes.contains(&(200, "CANCEL".to_owned())), "{codes:?}");
+    assert!(codes.contains(&(487, "INVITE".to_owned())), "{codes:?}");
 }
