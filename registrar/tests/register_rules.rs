@@ -255,5 +255,48 @@ async fn register_rules_over_udp_and_tcp() -> anyhow::Result<()> {
         "{body}"
     );
 
+    // `registrar show` prints dave's four bindings from the database.
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("registrar.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[sip]\nlisten = [\"udp:127.0.0.1:0\"]\ndomains = [\"example.com\"]\n\
+             trusted = [\"127.0.0.0/8\"]\n[auth]\nenabled = false\n\
+             [store]\nmasters = [\"{}\", \"{}\"]\n",
+            pair.a.app_url(),
+            pair.b.app_url()
+        ),
+    )?;
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_registrar"))
+        .arg("--config")
+        .arg(&file)
+        .args(["show", "sip:dave@example.com"])
+        .output()
+        .await?;
+    let shown = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{shown}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines: Vec<&str> = shown.lines().collect();
+    assert_eq!(
+        lines.first(),
+        Some(&"dave@example.com: 4 live binding(s)"),
+        "{shown}"
+    );
+    assert!(
+        lines.get(1).is_some_and(|l| l.starts_with("CONTACT")),
+        "{shown}"
+    );
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("sip:dave@10.0.0."))
+            .count(),
+        4
+    );
+
     registrar.stop().await
 }
