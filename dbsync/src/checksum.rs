@@ -1,6 +1,7 @@
 //! `dbsync checksum`: chunked CRC32 checksums of the watched tables on both servers in parallel,
 //! at a consistent point reached with MASTER_GTID_WAIT, down to the differing rows.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use indicatif::ProgressBar;
@@ -83,23 +84,41 @@ async fn own_position(db: &mut Db) -> Result<GtidPos> {
     Ok(pos.only_domain(domain))
 }
 
+/// Waits until `db` has applied `pos`, for at most `wait`. The wait runs in one-second slices
+/// with the replica's state checked in between: a replica stopped on an error gives up at once,
+/// and a long MASTER_GTID_WAIT would also hold up a repair of that replica.
 async fn wait_for(db: &mut Db, pos: &GtidPos, wait: Duration) -> Result<bool> {
     if pos.is_empty() {
         return Ok(true);
     }
-    let limit = wait + Duration::from_secs(5);
-    let rows = db
-        .rows_within(
-            "SELECT MASTER_GTID_WAIT(?, ?)",
-            vec![pos.to_string().into(), Value::Double(wait.as_secs_f64())],
-            limit,
-        )
-        .await?;
-    let r = rows
-        .first()
-        .and_then(|r| r.get_opt::<i64, usize>(0))
-        .and_then(Result::ok);
-    Ok(r == Some(0))
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let now = tokio::time::Instant::now();
+        let slice = deadline
+            .saturating_duration_since(now)
+            .min(Duration::from_secs(1));
+        let rows = db
+            .rows_within(
+                "SELECT MASTER_GTID_WAIT(?, ?)",
+                vec![pos.to_string().into(), Value::Double(slice.as_secs_f64())],
+                slice + Duration::from_secs(5),
+            )
+            .await?;
+        let r = rows
+            .first()
+            .and_then(|r| r.get_opt::<i64, usize>(0))
+            .and_then(Result::ok);
+        if r == Some(0) {
+            return Ok(true);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(false);
+        }
+        match crate::observe::slave_status(db).await? {
+            Some(st) if st.sql_running == "Yes" => {}
+            _ => return Ok(false),
+        }
+    }
 }
 
 /// Waits until each server has applied everything the other had written when called.
@@ -193,6 +212,52 @@ async fn sum_chunk(db: &mut Db, meta: &TableMeta, c: &Chunk<Value>) -> Result<Ch
     })
 }
 
+/// Sums every chunk of `plan` on one server with `cfg.checksum_workers` connections; the sums
+/// come back in plan order.
+async fn sum_server(
+    cfg: &Config,
+    db: &mut Db,
+    meta: &Arc<TableMeta>,
+    plan: &Arc<Vec<Chunk<Value>>>,
+    progress: &ProgressBar,
+) -> Result<Vec<ChunkSum>> {
+    let workers = usize::try_from(cfg.checksum_workers.max(1)).unwrap_or(1);
+    let mut extra = Vec::new();
+    for w in 1..workers.min(plan.len()) {
+        let mut conn = Db::connect(cfg, db.side).await?;
+        let (meta, plan, bar) = (meta.clone(), plan.clone(), progress.clone());
+        extra.push(tokio::spawn(async move {
+            let mut out = Vec::new();
+            for c in plan.iter().skip(w).step_by(workers) {
+                out.push((c.index, sum_chunk(&mut conn, &meta, c).await?));
+                bar.inc(1);
+            }
+            conn.close().await;
+            Ok::<_, crate::error::Error>(out)
+        }));
+    }
+    let mut sums = vec![ChunkSum::default(); plan.len()];
+    let mut put = |i: usize, s: ChunkSum| {
+        if let Some(slot) = sums.get_mut(i) {
+            *slot = s;
+        }
+    };
+    for c in plan.iter().step_by(workers) {
+        put(c.index, sum_chunk(db, meta, c).await?);
+        progress.inc(1);
+    }
+    for task in extra {
+        let part = task.await.map_err(|e| crate::error::Error::Unexpected {
+            server: db.name.clone(),
+            what: format!("checksum worker: {e}"),
+        })??;
+        for (i, s) in part {
+            put(i, s);
+        }
+    }
+    Ok(sums)
+}
+
 /// Sums one chunk on both servers at the same time.
 pub async fn sum_both(
     a: &mut Db,
@@ -259,19 +324,28 @@ pub async fn find_differing(
 ) -> Result<(usize, u64, u64, bool, Vec<Differing>)> {
     let wait = Duration::from_secs(cfg.timeout_s);
     let consistent = sync_point(a, b, wait).await?;
-    let plan = chunk::plan(&boundaries(a, b, meta, cfg.chunk_size).await?);
-    progress.set_length(plan.len() as u64);
-    let (mut rows_a, mut rows_b) = (0u64, 0u64);
-    let mut suspects = Vec::new();
-    for c in plan.iter() {
-        let (sa, sb) = sum_both(a, b, meta, c).await?;
-        rows_a += sa.rows;
-        rows_b += sb.rows;
-        if sa != sb {
-            suspects.push((c.clone(), (sa, sb)));
-        }
-        progress.inc(1);
-    }
+    let plan = Arc::new(chunk::plan(&boundaries(a, b, meta, cfg.chunk_size).await?));
+    progress.set_length(2 * plan.len() as u64);
+    // Each server runs through all chunks at its own pace: no server waits for the other.
+    let shared = Arc::new(meta.clone());
+    let (sa, sb) = tokio::join!(
+        sum_server(cfg, a, &shared, &plan, progress),
+        sum_server(cfg, b, &shared, &plan, progress)
+    );
+    let (sa, sb) = (sa?, sb?);
+    let rows_a = sa.iter().map(|s| s.rows).sum();
+    let rows_b = sb.iter().map(|s| s.rows).sum();
+    let mut suspects: Vec<(Chunk<Value>, (ChunkSum, ChunkSum))> = chunk::differing(&sa, &sb)
+        .into_iter()
+        .filter_map(|i| {
+            let c = plan.get(i)?.clone();
+            let pair = (
+                sa.get(i).copied().unwrap_or_default(),
+                sb.get(i).copied().unwrap_or_default(),
+            );
+            Some((c, pair))
+        })
+        .collect();
     // Writes that arrived during the scan can make a chunk differ for a moment: look again.
     for _ in 0..RECHECKS {
         if suspects.is_empty() {

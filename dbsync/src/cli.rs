@@ -267,6 +267,12 @@ fn print_sync(synced: &[crate::sync::TableSync], dry_run: bool) {
 }
 
 async fn watch(cfg: Config) -> u8 {
+    watch_until(cfg, shutdown_signal()).await
+}
+
+/// Runs `watch`, with its `/metrics` and `/health` endpoint when `[http] listen` is set, until
+/// `shutdown` completes; returns the exit status.
+pub async fn watch_until(cfg: Config, shutdown: impl std::future::Future<Output = ()>) -> u8 {
     let latest: crate::watch::Latest = Default::default();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     if let Some(addr) = cfg.http.listen {
@@ -290,7 +296,7 @@ async fn watch(cfg: Config) -> u8 {
             }
         });
     }
-    let r = crate::watch::run(cfg, latest, shutdown_signal()).await;
+    let r = crate::watch::run(cfg, latest, shutdown).await;
     let _ = stop_tx.send(true);
     match r {
         Ok(()) => 0,

@@ -153,6 +153,9 @@ pub struct Config {
     /// Rows per checksum chunk.
     #[serde(default = "default_chunk")]
     pub chunk_size: u64,
+    /// Connections per server that checksum chunks at the same time.
+    #[serde(default = "default_workers")]
+    pub checksum_workers: u64,
     /// How long to wait for one statement or for the peer to catch up, in seconds.
     #[serde(default = "default_timeout_s")]
     pub timeout_s: u64,
@@ -304,6 +307,9 @@ fn default_grace_s() -> u64 {
 }
 fn default_chunk() -> u64 {
     50_000
+}
+fn default_workers() -> u64 {
+    1
 }
 fn default_timeout_s() -> u64 {
     10

@@ -94,7 +94,7 @@ impl Db {
     fn timeout_err(&self, what: &str, after: Duration) -> Error {
         Error::Timeout {
             server: self.name.clone(),
-            what: what.chars().take(80).collect(),
+            what: statement_label(what),
             after,
         }
     }
@@ -192,4 +192,28 @@ pub fn num_col(row: &Row, name: &str) -> u64 {
         .and_then(Result::ok)
         .flatten()
         .unwrap_or(0)
+}
+
+/// The first words of a statement, to name it in errors: the rest may carry a password
+/// (CHANGE MASTER, CREATE USER).
+pub fn statement_label(sql: &str) -> String {
+    sql.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_statement_but_not_its_values() {
+        assert_eq!(
+            statement_label("CHANGE MASTER TO MASTER_HOST = 'h', MASTER_PASSWORD = 'secret'"),
+            "CHANGE MASTER TO"
+        );
+        assert_eq!(
+            statement_label("  SELECT\n MASTER_GTID_WAIT(?, ?)"),
+            "SELECT MASTER_GTID_WAIT(?, ?)"
+        );
+        assert_eq!(statement_label(""), "");
+    }
 }

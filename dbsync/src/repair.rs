@@ -140,17 +140,27 @@ async fn record(db: &mut Db, r: &Repair, dry_run: bool) -> Result<String> {
     Ok(shown)
 }
 
-/// Waits (bounded) until the replica has moved past `gtid`: applied it, or stopped on a later group.
+/// Waits (bounded) until the replica has moved past `gtid`: it runs without error and has
+/// applied a later group of that domain (or has received nothing later), or it stopped on a
+/// different, later group (which the caller then handles).
 async fn moved_on(db: &mut Db, gtid: Gtid, within: Duration) -> Result<bool> {
     let deadline = Instant::now() + within;
     loop {
-        let pos: String = db.scalar("SELECT @@gtid_slave_pos", vec![]).await?;
-        let pos: GtidPos = pos.parse().unwrap_or_default();
-        if pos.covers(gtid) {
-            return Ok(true);
-        }
         if let Some(st) = slave_status(db).await? {
-            if st.sql_running != "Yes" && st.last_sql_errno != 0 {
+            if st.sql_running == "Yes" && st.last_sql_errno == 0 {
+                let pos: String = db.scalar("SELECT @@gtid_slave_pos", vec![]).await?;
+                let applied = pos.parse::<GtidPos>().unwrap_or_default().get(gtid.domain);
+                let received = st
+                    .gtid_io_pos
+                    .parse::<GtidPos>()
+                    .unwrap_or_default()
+                    .get(gtid.domain);
+                let past = applied.is_some_and(|g| g.seq > gtid.seq);
+                let nothing_newer = received.is_none_or(|g| g.seq <= gtid.seq);
+                if past || nothing_newer {
+                    return Ok(true);
+                }
+            } else if st.last_sql_errno != 0 {
                 let again = parse_error_text(&st.last_sql_error).gtid;
                 if again.is_some() && again != Some(gtid) {
                     return Ok(true);

@@ -189,6 +189,9 @@ pub fn render(r: &Report) -> String {
             "{} -> {}: {:?} ({})",
             o.source, o.replica, d.health, d.reason
         );
+        if o.replica_error.is_some() {
+            continue;
+        }
         let _ = writeln!(
             out,
             "  IO {:<10} SQL {:<4} Using_Gtid {:<9} lag {}",

@@ -147,10 +147,6 @@ async fn fix_key(
     caught_up: (bool, bool),
     dry_run: bool,
 ) -> Result<Option<Fix>> {
-    let ready = |s: Side| match s {
-        Side::A => caught_up.0,
-        Side::B => caught_up.1,
-    };
     let versioned = |r: Option<&RowData>| -> Result<Option<Version>> {
         match r {
             None => Ok(None),
@@ -169,93 +165,77 @@ async fn fix_key(
         Side::A => ra,
         Side::B => rb,
     };
-    let table = meta.cfg.name.to_string();
-    let mut fixes = Vec::new();
     let action = decide(va.as_ref(), vb.as_ref(), same, cfg.priority);
-    let allowed = match action {
-        Action::Nothing => false,
-        Action::Overwrite { winner, .. } => ready(winner.other()),
-        Action::Copy { from } => ready(from.other()),
-        Action::Remove { .. } => caught_up.0 && caught_up.1,
-    };
-    if !allowed {
-        return Ok(None);
-    }
-    match action {
-        Action::Nothing => {}
+    let (target, name, sql, params, row) = match action {
+        Action::Nothing => return Ok(None),
         Action::Overwrite { winner, tie } => {
             let Some(w) = row_of(winner) else {
                 return Ok(None);
             };
-            let sql = overwrite_sql(meta, tie);
-            let (v, e) = version_params(meta, w)?;
-            let mut params = w.values.clone();
-            params.extend([key_value(meta, w), v, e]);
-            let shown = display_sql(&sql, &params);
-            let target = pick(winner.other(), a, b);
-            let changed = exec_fix(target, &sql, params, dry_run).await?;
-            fixes.push(Fix {
-                table,
-                key: key_text(meta, w),
-                action: "overwrite",
-                on: target.name.clone(),
-                sql: shown,
-                changed,
-            });
+            let params = overwrite_params(meta, w)?;
+            (
+                winner.other(),
+                "overwrite",
+                overwrite_sql(meta, tie),
+                params,
+                w,
+            )
         }
         Action::Copy { from } => {
             let Some(w) = row_of(from) else {
                 return Ok(None);
             };
-            let sql = insert_sql(meta);
-            let shown = display_sql(&sql, &w.values);
-            let target = pick(from.other(), a, b);
-            let name = target.name.clone();
-            let (action, sql_shown, changed) =
-                match exec_fix(target, &sql, w.values.clone(), dry_run).await {
-                    Ok(n) => ("copy", shown, n),
-                    // The key arrived meanwhile (replication or the application): compare versions instead.
-                    Err(e) if e.server_code() == Some(1062) => {
-                        let sql = overwrite_sql(meta, false);
-                        let (v, ex) = version_params(meta, w)?;
-                        let mut params = w.values.clone();
-                        params.extend([key_value(meta, w), v, ex]);
-                        let shown = display_sql(&sql, &params);
-                        let n = exec_fix(target, &sql, params, dry_run).await?;
-                        ("overwrite", shown, n)
-                    }
-                    Err(e) => return Err(e),
-                };
-            fixes.push(Fix {
-                table,
-                key: key_text(meta, w),
-                action,
-                on: name,
-                sql: sql_shown,
-                changed,
-            });
+            (from.other(), "copy", insert_sql(meta), w.values.clone(), w)
         }
         Action::Remove { on } => {
             let Some(w) = row_of(on) else {
                 return Ok(None);
             };
-            let sql = remove_sql(meta);
             let (v, e) = version_params(meta, w)?;
             let params = vec![key_value(meta, w), v, e, Value::UInt(cfg.grace_period_s)];
-            let shown = display_sql(&sql, &params);
-            let target = pick(on, a, b);
-            let changed = exec_fix(target, &sql, params, dry_run).await?;
-            fixes.push(Fix {
-                table,
-                key: key_text(meta, w),
-                action: "remove",
-                on: target.name.clone(),
-                sql: shown,
-                changed,
-            });
+            (on, "remove", remove_sql(meta), params, w)
         }
+    };
+    // A fix goes only onto a server that has applied all of its peer's changes (a removal needs
+    // both), or replication could still bring a change the fix would then collide with.
+    let ready = match action {
+        Action::Remove { .. } => caught_up.0 && caught_up.1,
+        _ => match target {
+            Side::A => caught_up.0,
+            Side::B => caught_up.1,
+        },
+    };
+    if !ready {
+        return Ok(None);
     }
-    Ok(fixes.pop())
+    let db = pick(target, a, b);
+    let (name, sql, params, changed) = match exec_fix(db, &sql, params.clone(), dry_run).await {
+        Ok(n) => (name, sql, params, n),
+        // The key arrived meanwhile (replication or the application): compare versions instead.
+        Err(e) if name == "copy" && e.server_code() == Some(1062) => {
+            let sql = overwrite_sql(meta, false);
+            let params = overwrite_params(meta, row)?;
+            let n = exec_fix(db, &sql, params.clone(), dry_run).await?;
+            ("overwrite", sql, params, n)
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(Some(Fix {
+        table: meta.cfg.name.to_string(),
+        key: key_text(meta, row),
+        action: name,
+        on: db.name.clone(),
+        sql: display_sql(&sql, &params),
+        changed,
+    }))
+}
+
+/// The winner's values, then the key and the winner's version for the WHERE clause.
+fn overwrite_params(meta: &TableMeta, w: &RowData) -> Result<Vec<Value>> {
+    let (v, e) = version_params(meta, w)?;
+    let mut params = w.values.clone();
+    params.extend([key_value(meta, w), v, e]);
+    Ok(params)
 }
 
 fn key_text(meta: &TableMeta, row: &RowData) -> String {

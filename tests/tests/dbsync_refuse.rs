@@ -66,6 +66,17 @@ async fn error_on_a_table_outside_the_allowlist_is_reported_and_left_alone() -> 
         );
     }
     assert_eq!(status_code(&cfg).await, 2, "status of a refused error");
+    // The one-shot repair refuses too (exit 1), and its dry run writes nothing.
+    let code = hasip_dbsync::cli::execute(
+        cfg.clone(),
+        hasip_dbsync::cli::Command::Repair {
+            dry_run: true,
+            json: true,
+        },
+    )
+    .await;
+    assert_eq!(code, 1, "repair exit status on a refused error");
+    assert_eq!(repair_log(&pair.a).await?.len(), 1);
     assert_eq!(
         row_set(&pair.a, "subscriber").await?,
         subs_a,

@@ -125,7 +125,17 @@ async fn missing_row_from_delete_racing_update_is_repaired_by_last_writer_wins(
 
     // Then B applies A's older delete; the periodic reconcile restores the newer binding.
     replication(&pair.b, true).await?;
-    wait_for("the pair to converge", LIMIT, || converged(&pair)).await?;
+    pair.wait_replicated_within(LIMIT).await?;
+    wait_for(
+        "the pair to converge on the refreshed binding",
+        LIMIT,
+        || async {
+            Ok(converged(&pair).await?
+                && contact_of(&pair.b, "row-05").await?.as_deref()
+                    == Some("sip:refreshed@10.0.0.2"))
+        },
+    )
+    .await?;
     watch.stop().await?;
     for server in [&pair.a, &pair.b] {
         assert_eq!(

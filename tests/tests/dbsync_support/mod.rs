@@ -198,6 +198,14 @@ pub async fn converged(pair: &MariaDbPair) -> anyhow::Result<bool> {
     if !(sa.is_running() && sb.is_running()) {
         return Ok(false);
     }
+    // Pending events would still change the rows: equal only counts once both caught up.
+    if pair
+        .wait_replicated_within(Duration::from_secs(2))
+        .await
+        .is_err()
+    {
+        return Ok(false);
+    }
     Ok(row_set(&pair.a, "location").await? == row_set(&pair.b, "location").await?)
 }
 
