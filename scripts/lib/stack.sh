@@ -55,7 +55,8 @@ start() {
   shift 2
   local exe
   exe=$(readlink -f "$1")
-  setsid "$@" </dev/null >>"$log" 2>&1 &
+  # NO_COLOR: plain log files, without terminal colour codes.
+  NO_COLOR=1 setsid "$@" </dev/null >>"$log" 2>&1 &
   local pid=$!
   printf '%s %s\n' "$pid" "$exe" >"$PIDS/$part.pid"
 }
