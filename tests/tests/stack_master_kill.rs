@@ -25,7 +25,11 @@ async fn active_master_killed_mid_load_loses_no_acknowledged_binding() -> anyhow
         "master kill: {} of {} registrations got a 200 OK (sipp {})",
         result.registered.len(),
         users.len(),
-        if result.success { "saw no failure" } else { "saw failures" }
+        if result.success {
+            "saw no failure"
+        } else {
+            "saw failures"
+        }
     );
     // Most registrations succeed through B; the test is about the acknowledged ones.
     assert!(
