@@ -49,10 +49,6 @@ fn load(path: &Path) -> Result<(), String> {
         hasip_registrar::config::RegistrarConfig::load(path)
             .map(drop)
             .map_err(|e| e.to_string())
-    } else if name.starts_with("dbsync") {
-        hasip_dbsync::config::Config::load(path)
-            .map(drop)
-            .map_err(|e| e.to_string())
     } else {
         Err(format!(
             "no loader for {}: add one to tests/tests/config_examples.rs",
