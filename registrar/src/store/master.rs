@@ -35,7 +35,8 @@ const PING_AFTER_IDLE: Duration = Duration::from_secs(10);
 impl ConnManager {
     /// A manager for the master at `url` (`mysql://user:pass@host:port/db`).
     pub fn new(url: &str) -> Result<Self, StoreError> {
-        let opts = Opts::from_url(url).map_err(|e| StoreError::Config(format!("{url}: {e}")))?;
+        let opts = Opts::from_url(url)
+            .map_err(|e| StoreError::Config(format!("{}: {e}", super::redact_url(url))))?;
         let opts = OptsBuilder::from_opts(opts)
             .stmt_cache_size(STMT_CACHE)
             .tcp_nodelay(true)
@@ -184,7 +185,9 @@ impl Masters {
                     .create_timeout(Some(timeout))
                     .recycle_timeout(Some(timeout))
                     .build()
-                    .map_err(|e| StoreError::Config(format!("pool for {url}: {e}")))
+                    .map_err(|e| {
+                        StoreError::Config(format!("pool for {}: {e}", super::redact_url(url)))
+                    })
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Masters {

@@ -50,7 +50,9 @@ pub(crate) use master::{discard as discard_conn, Masters};
 pub type AuthCheck = Box<dyn Fn(Option<&Subscriber>) -> Result<(), Rejection> + Send + Sync>;
 
 /// The `[store]` configuration.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+///
+/// `Debug` shows the master URLs without their passwords.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
     /// The masters' URLs (`mysql://user:password@host:port/database`), in failover order.
@@ -70,6 +72,36 @@ pub struct StoreConfig {
     /// After every master failed, how long to answer 503 at once before probing again,
     /// in milliseconds.
     pub probe_interval_ms: u64,
+}
+
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let masters: Vec<String> = self.masters.iter().map(|url| redact_url(url)).collect();
+        f.debug_struct("StoreConfig")
+            .field("masters", &masters)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("shards", &self.shards)
+            .field("max_batch", &self.max_batch)
+            .field("pool_size", &self.pool_size)
+            .field("queue", &self.queue)
+            .field("retry_after_secs", &self.retry_after_secs)
+            .field("probe_interval_ms", &self.probe_interval_ms)
+            .finish()
+    }
+}
+
+/// A database URL fit for logs and errors: the password becomes `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "<unparsable database URL>".to_owned();
+    };
+    match rest.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
 }
 
 impl Default for StoreConfig {
@@ -318,5 +350,23 @@ mod tests {
             })
         });
         assert!(matches!(started, Ok(Err(StoreError::Config(_)))));
+    }
+
+    #[test]
+    fn passwords_stay_out_of_urls_in_logs() {
+        assert_eq!(
+            redact_url("mysql://hasip:s3cret@10.0.0.1:3306/hasip"),
+            "mysql://hasip:***@10.0.0.1:3306/hasip"
+        );
+        assert_eq!(
+            redact_url("mysql://hasip@db/hasip"),
+            "mysql://hasip@db/hasip"
+        );
+        assert_eq!(redact_url("s3cret"), "<unparsable database URL>");
+        let config = StoreConfig {
+            masters: vec!["mysql://u:p4ss@a/db".into()],
+            ..StoreConfig::default()
+        };
+        assert!(!format!("{config:?}").contains("p4ss"));
     }
 }
