@@ -2,8 +2,9 @@
 //! as registered phones (scenarios in tests/sipp): parallel forking with the loser
 //! cancelled, sequential q groups, caller CANCEL, Timer C ending in 408, 404 and 480,
 //! MESSAGE, the Route set the first Path hop receives, RFC 5626 alternate flows on 430,
-//! loose routing and the refusal of foreign domains, and loop detection (482). One pair
-//! serves every step; each step has its own user.
+//! loose routing for a subscriber only, the refusal of foreign domains and of relaying
+//! for foreign callers, and loop detection (482). One pair serves every step; each step
+//! has its own user.
 
 mod proxy_support;
 
@@ -276,13 +277,37 @@ async fn route_to_another_hop_is_loose_routed_and_foreign_domain_refused(
     let hop_port = free_ports(1)?[0];
     let hop = Sipp::phone("next-hop", &ctx.logs, "phone_message.xml", hop_port).await?;
     let hop_port = hop_port.to_string();
+    // A caller who is neither trusted nor a subscriber gets no relay, Route or not.
+    Sipp::caller(
+        "relay-refused",
+        &ctx.logs,
+        "caller_loose_route_refused.xml",
+        ctx.registrar.addr,
+        "judy",
+        &["-key", "hop_port", &hop_port],
+    )?
+    .success()
+    .await?;
+    // A subscriber who authenticates is loose-routed on to the hop, which then sees
+    // exactly one MESSAGE.
     let caller = Sipp::caller(
         "loose-caller",
         &ctx.logs,
         "caller_loose_route.xml",
         ctx.registrar.addr,
         "judy",
-        &["-key", "hop_port", &hop_port],
+        &[
+            "-key",
+            "hop_port",
+            &hop_port,
+            "-au",
+            "frank",
+            "-ap",
+            "f-secret",
+            // sipp would digest the first Route, not the Request-URI.
+            "-auth_uri",
+            "judy@elsewhere.example",
+        ],
     )?;
     caller.success().await?;
     hop.success().await?;

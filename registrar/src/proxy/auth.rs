@@ -39,8 +39,11 @@ pub struct AuthPolicy {
 /// Whether a request must be authenticated before it is routed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Need {
-    /// Route it as it is.
-    Exempt,
+    /// Authentication is off, or the request comes from a trusted peer: route it as it is.
+    Trusted,
+    /// The caller claims no served domain, so there is nobody to challenge. Such a call
+    /// may reach a served user, but it is never relayed anywhere else.
+    Foreign,
     /// The caller claims this served AoR: its credentials are required (realm = domain).
     Caller(Aor),
 }
@@ -67,19 +70,19 @@ pub fn need(
     serves: impl Fn(&str) -> bool,
 ) -> Need {
     if !policy.enabled {
-        return Need::Exempt;
+        return Need::Trusted;
     }
     let trusted = caller_ip(request, source, policy)
         .is_some_and(|ip| policy.trusted.iter().any(|net| net.contains(&ip)));
     if trusted {
-        return Need::Exempt;
+        return Need::Trusted;
     }
     let Ok(from) = request.from_header() else {
-        return Need::Exempt;
+        return Need::Foreign;
     };
     match aor_of(&from.uri) {
         Some(aor) if serves(&aor.domain) => Need::Caller(aor),
-        _ => Need::Exempt,
+        _ => Need::Foreign,
     }
 }
 
@@ -284,7 +287,7 @@ mod tests {
                 &p,
                 serves
             ),
-            Need::Exempt
+            Need::Trusted
         );
         assert_eq!(
             need(
@@ -302,7 +305,7 @@ mod tests {
                 &p,
                 |_| false
             ),
-            Need::Exempt
+            Need::Foreign
         );
     }
 
@@ -317,7 +320,7 @@ mod tests {
             None,
             "Via: SIP/2.0/UDP sbc.carrier;branch=z9hG4bK2;received=192.0.2.7\r\n",
         );
-        assert_eq!(need(&r, edge, &p, serves), Need::Exempt);
+        assert_eq!(need(&r, edge, &p, serves), Need::Trusted);
         // A phone forging a carrier Via below its own gains nothing.
         let r = request_via(
             "alice",

@@ -157,12 +157,13 @@ impl<L: Locations> Proxy<L> {
             }
             Decision::LooseRoute { .. } | Decision::Lookup { .. } => {}
         }
-        // A loose-routed request inside a dialog was authorised when the dialog was set
-        // up; a request to a served user always needs its caller checked, or a made-up
-        // To tag would let anyone call as anyone.
-        let in_dialog = request.to_header().is_ok_and(|to| to.tag().is_some());
-        let exempt = in_dialog && matches!(decision, Decision::LooseRoute { .. });
-        if !exempt && !self.authenticated(&request, &flow, &txn).await {
+        // A request to a served user needs its caller checked whenever the caller claims
+        // a served domain, inside a dialog too, or a made-up To tag would let anyone call
+        // as anyone. A Route to another hop is followed only for a trusted peer or an
+        // authenticated subscriber: the registrar never Record-Routes, so no dialog of
+        // anyone else's passes here, and it is no open relay.
+        let relay = matches!(decision, Decision::LooseRoute { .. });
+        if !self.authenticated(&request, &flow, &txn, relay).await {
             return;
         }
         let (pop, groups) = match decision {
@@ -191,11 +192,26 @@ impl<L: Locations> Proxy<L> {
         self.proxy(request, txn, pop, groups).await;
     }
 
-    /// Challenges or refuses a caller who claims a served domain; true to go on.
-    async fn authenticated(&self, request: &Message, flow: &Flow, txn: &ServerTransaction) -> bool {
+    /// Challenges or refuses a caller who claims a served domain, and refuses to relay
+    /// (`relay`: the request goes to another hop, not to a served user) for a caller
+    /// who can be neither trusted nor authenticated; true to go on.
+    async fn authenticated(
+        &self,
+        request: &Message,
+        flow: &Flow,
+        txn: &ServerTransaction,
+        relay: bool,
+    ) -> bool {
         let s = &self.shared;
         let caller = match auth::need(request, flow.remote.ip(), &s.auth, |d| s.route.serves(d)) {
-            Need::Exempt => return true,
+            Need::Trusted => return true,
+            Need::Foreign if !relay => return true,
+            Need::Foreign => {
+                tracing::info!(source = %flow.remote, "relay for a foreign caller refused");
+                let code = s.route.refuse_code;
+                respond(txn, request, code, reason(code)).await;
+                return false;
+            }
             Need::Caller(aor) => aor,
         };
         let now = unix_now();
