@@ -4,7 +4,8 @@
 //!
 //! Soft-deleted rows stay for the grace period so that last-writer-wins between the
 //! masters still sees the removal's version; after it, they only cost space. The lock
-//! lives on the active master; the DELETEs reach the other one by replication.
+//! is taken on both masters; the DELETEs run on the active one and reach the other by
+//! replication.
 
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use mysql_async::prelude::Queryable;
 use serde::Deserialize;
 
 use crate::error::StoreError;
-use crate::store::{discard_conn, Store};
+use crate::store::{discard_conn, PooledConn, Store};
 
 /// The lock that elects the one registrar doing cleanup.
 const LOCK_NAME: &str = "hasip_cleanup";
@@ -52,18 +53,73 @@ pub enum CleanupReport {
 }
 
 /// Runs cleanup once on the active master.
+///
+/// The lock is taken on every master this registrar reaches, not only on the one it
+/// writes to: after a failover registrars may write to different masters, and two
+/// cleaners deleting the same rows on both would stop replication with error 1032 on
+/// each. Only a master that cannot be reached is left out, so two cleaners can both run
+/// only when neither reaches the other's master, and then replication is down anyway.
 pub async fn run_once(store: &Store, config: &CleanupConfig) -> Result<CleanupReport, StoreError> {
     let masters = store.masters();
     if masters.all_down() {
         return Err(masters.unavailable());
     }
-    let master = masters.active();
+    let active = masters.active();
+    let limit = masters.timeout;
+    let mut held = Vec::new();
+    let mut outcome = None;
+    for master in 0..masters.len() {
+        match take_lock(store, master).await {
+            Ok(Some(conn)) => held.push((master, conn)),
+            Ok(None) => {
+                outcome = Some(Ok(CleanupReport::LockBusy));
+                break;
+            }
+            Err(e) if master == active => {
+                outcome = Some(Err(e));
+                break;
+            }
+            Err(e) => tracing::debug!(master, error = %e, "cleanup lock: master unreachable"),
+        }
+    }
+    let outcome = match outcome {
+        Some(outcome) => outcome,
+        None => match held.iter_mut().find(|(master, _)| *master == active) {
+            Some((_, conn)) => delete_expired(conn, config, limit)
+                .await
+                .map(|deleted| CleanupReport::Ran { deleted })
+                .map_err(|e| match e {
+                    Some(source) => StoreError::Database {
+                        master: active,
+                        source,
+                    },
+                    None => masters.unavailable(),
+                }),
+            None => Err(masters.unavailable()),
+        },
+    };
+    for (_, mut conn) in held {
+        // Release even after a failed DELETE. A connection that cannot release is
+        // closed, which releases the lock too, rather than going back to the pool
+        // holding it.
+        let released =
+            tokio::time::timeout(limit, conn.exec_drop("DO RELEASE_LOCK(?)", (LOCK_NAME,))).await;
+        if !matches!(released, Ok(Ok(()))) {
+            discard_conn(conn);
+        }
+    }
+    outcome
+}
+
+/// Takes the cleanup lock on `master`: the connection holding it, or `None` when
+/// another registrar holds it.
+async fn take_lock(store: &Store, master: usize) -> Result<Option<PooledConn>, StoreError> {
+    let masters = store.masters();
     let limit = masters.timeout;
     let mut conn = masters
         .get(master)
         .await
         .map_err(|_| masters.unavailable())?;
-
     let got = tokio::time::timeout(
         limit,
         conn.exec_first("SELECT GET_LOCK(?, 0)", (LOCK_NAME,)),
@@ -80,22 +136,7 @@ pub async fn run_once(store: &Store, config: &CleanupConfig) -> Result<CleanupRe
             return Err(masters.unavailable());
         }
     };
-    if got.flatten() != Some(1) {
-        return Ok(CleanupReport::LockBusy);
-    }
-    let deleted = delete_expired(&mut conn, config, limit).await;
-    // Release even after a failed DELETE. A connection that cannot release is closed,
-    // which releases the lock too, rather than going back to the pool holding it.
-    let released =
-        tokio::time::timeout(limit, conn.exec_drop("DO RELEASE_LOCK(?)", (LOCK_NAME,))).await;
-    if !matches!(released, Ok(Ok(()))) {
-        discard_conn(conn);
-    }
-    let deleted = deleted.map_err(|e| match e {
-        Some(source) => StoreError::Database { master, source },
-        None => masters.unavailable(),
-    })?;
-    Ok(CleanupReport::Ran { deleted })
+    Ok((got.flatten() == Some(1)).then_some(conn))
 }
 
 /// Deletes expired rows in batches until a batch comes back short.

@@ -648,10 +648,25 @@ async fn cleanup_deletes_old_rows_under_get_lock() -> anyhow::Result<()> {
     );
     assert_eq!(remaining().await?.len(), 5);
 
-    // Released: two cleaners at once delete the old rows exactly once between them.
+    // A cleaner writing to B after a failover holds it there: nobody cleans through A
+    // meanwhile, or both masters would delete the same rows and break replication.
     holder
         .query_drop("DO RELEASE_LOCK('hasip_cleanup')")
         .await?;
+    let mut on_b = pair.b.conn().await?;
+    let got: Option<i64> = on_b
+        .query_first("SELECT GET_LOCK('hasip_cleanup', 0)")
+        .await?;
+    assert_eq!(got, Some(1));
+    assert_eq!(
+        cleanup::run_once(&store, &config).await?,
+        CleanupReport::LockBusy
+    );
+    assert_eq!(remaining().await?.len(), 5);
+    on_b.query_drop("DO RELEASE_LOCK('hasip_cleanup')").await?;
+    on_b.disconnect().await?;
+
+    // Released: two cleaners at once delete the old rows exactly once between them.
     let (x, y) = tokio::join!(
         cleanup::run_once(&store, &config),
         cleanup::run_once(&other, &config)
