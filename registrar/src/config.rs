@@ -248,7 +248,8 @@ mod tests {
     fn misspelled_keys_are_named() {
         let err = load(&MINIMAL.replace("domains =", "domain =")).err();
         assert!(
-            err.as_ref().is_some_and(|e| e.contains("domain")),
+            err.as_ref()
+                .is_some_and(|e| e.contains("unknown field `domain`")),
             "{err:?}"
         );
         let err = load(&MINIMAL.replace("nonce_secret", "nonce_secert")).err();
