@@ -9,9 +9,9 @@ use tempfile::TempDir;
 
 use crate::mariadb_server::{
     Binaries, MariaDbServer, ServerRole, SlaveStatus, APP_DATABASE, APP_PASSWORD, DBSYNC_PASSWORD,
-    REPL_PASSWORD, REPL_USER,
+    REPL_PASSWORD,
 };
-use crate::sql::{fill_placeholders, run_script, run_sql_file, sql_dir, string_literal};
+use crate::sql::{fill_numbers, fill_placeholders, run_script, run_sql_file, sql_dir};
 
 /// Default bound of [`MariaDbPair::wait_replicated`].
 pub const REPLICATION_TIMEOUT: Duration = Duration::from_secs(30);
@@ -102,8 +102,7 @@ impl MariaDbPair {
                 .with_context(|| format!("creating users on MariaDB {}", server.name()))?;
             conn.disconnect().await.ok();
         }
-        replicate_from(&self.a, &self.b).await?;
-        replicate_from(&self.b, &self.a).await?;
+        self.replicate().await?;
 
         let mut conn = self.a.root_conn().await?;
         conn_query(
@@ -128,6 +127,13 @@ impl MariaDbPair {
             bail!("the schema did not replicate to B: {tables} tables in `{APP_DATABASE}`");
         }
         Ok(())
+    }
+
+    /// Runs sql/pair.sql on both servers: each replicates the other with GTIDs.
+    /// Idempotent.
+    pub async fn replicate(&self) -> anyhow::Result<()> {
+        replicate_from(&self.a, &self.b).await?;
+        replicate_from(&self.b, &self.a).await
     }
 
     /// Runs sql/schema.sql on A (it replicates to B). Idempotent.
@@ -159,22 +165,26 @@ impl MariaDbPair {
     }
 }
 
-/// Makes `replica` replicate from `source` with GTIDs (slave_pos) and starts it.
+/// Makes `replica` replicate from `source` with GTIDs (slave_pos) and starts it, by
+/// running sql/pair.sql on it.
 async fn replicate_from(source: &MariaDbServer, replica: &MariaDbServer) -> anyhow::Result<()> {
-    // CHANGE MASTER takes no bound parameters: the values are quoted literals
-    // and a number.
-    let change = format!(
-        "CHANGE MASTER TO MASTER_HOST = {}, MASTER_PORT = {}, MASTER_USER = {}, \
-         MASTER_PASSWORD = {}, MASTER_USE_GTID = slave_pos, \
-         MASTER_CONNECT_RETRY = 1, MASTER_HEARTBEAT_PERIOD = 1",
-        string_literal("127.0.0.1"),
-        source.port(),
-        string_literal(REPL_USER),
-        string_literal(REPL_PASSWORD),
+    let script =
+        std::fs::read_to_string(sql_dir().join("pair.sql")).context("reading sql/pair.sql")?;
+    let script = fill_numbers(
+        &script,
+        &[
+            ("SERVER_ID", u64::from(replica.server_id())),
+            ("PEER_PORT", u64::from(source.port())),
+        ],
     );
+    let script = fill_placeholders(
+        &script,
+        &[("PEER_HOST", "127.0.0.1"), ("REPL_PASSWORD", REPL_PASSWORD)],
+    )?;
     let mut conn = replica.root_conn().await?;
-    conn_query(&mut conn, &change).await?;
-    conn_query(&mut conn, "START SLAVE").await?;
+    run_script(&mut conn, &script)
+        .await
+        .with_context(|| format!("setting up replication on MariaDB {}", replica.name()))?;
     conn.disconnect().await.ok();
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! Running the repository's SQL files: a line-based statement splitter and safe
-//! substitution of the `'${NAME}'` placeholders in sql/replication.sql.
+//! substitution of the `'${NAME}'` and `${NAME}` placeholders in sql/replication.sql
+//! and sql/pair.sql.
 
 use std::path::{Path, PathBuf};
 
@@ -84,6 +85,17 @@ pub fn fill_placeholders(script: &str, values: &[(&str, &str)]) -> anyhow::Resul
         );
     }
     Ok(out)
+}
+
+/// Replaces each bare placeholder `${NAME}` in `script` with its number, for the
+/// places (ports, ids) where SQL wants a number rather than a string literal; run
+/// [`fill_placeholders`] after it, which refuses any placeholder left over.
+pub fn fill_numbers(script: &str, values: &[(&str, u64)]) -> String {
+    let mut out = script.to_owned();
+    for (name, value) in values {
+        out = out.replace(&format!("${{{name}}}"), &value.to_string());
+    }
+    out
 }
 
 /// Runs every statement of `script` (see [`split_statements`]) on `conn`, in

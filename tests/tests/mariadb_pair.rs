@@ -152,7 +152,7 @@ async fn rows_replicate_both_ways_with_interleaved_ids() -> anyhow::Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ruid_is_unique_and_schema_is_idempotent() -> anyhow::Result<()> {
+async fn ruid_is_unique_and_schema_and_replication_set_up_are_idempotent() -> anyhow::Result<()> {
     let pair = MariaDbPair::start().await?;
     insert_binding(&pair.a, "same-binding", "carol", "sip:carol@192.0.2.3").await?;
     let duplicate = insert_binding(&pair.a, "same-binding", "carol", "sip:carol@192.0.2.4").await;
@@ -168,7 +168,18 @@ async fn ruid_is_unique_and_schema_is_idempotent() -> anyhow::Result<()> {
 
     pair.apply_schema_on_a().await?;
     pair.apply_schema_on_a().await?;
+    // The replication set-up runs again too, and replication goes on from where it was.
+    pair.replicate().await?;
+    insert_binding(&pair.b, "after-rerun", "carol", "sip:carol@192.0.2.5").await?;
     pair.wait_replicated().await?;
+    let replicated: u64 = pair
+        .a
+        .query_value(
+            "SELECT COUNT(*) FROM location WHERE ruid = 'after-rerun'",
+            (),
+        )
+        .await?;
+    assert_eq!(replicated, 1, "B's write after the re-run did not reach A");
     for server in [&pair.a, &pair.b] {
         let versions: Vec<(String, u32)> = server
             .query_rows(
