@@ -1,5 +1,7 @@
 //! The message corpus in `tests/corpus/`: every valid message parses and writes back byte
-//! for byte; every invalid one fails with the expected `ParseError`.
+//! for byte; every invalid one fails with the expected `ParseError`, and so does every
+//! valid one broken in each of six ways (start line, CRLF, Content-Length, quote, escape,
+//! line length).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -194,5 +196,105 @@ fn invalid_messages_fail_with_the_expected_error() {
             phrase.len() < 40 && !phrase.contains(['\r', '\n']),
             "{phrase}"
         );
+    }
+}
+
+/// The six ways a valid message is broken, and the error each must give.
+const BREAKAGES: [(&str, ParseError); 6] = [
+    ("bad start line", ParseError::BadRequestLine),
+    ("missing CRLF", ParseError::MissingCrlf),
+    ("Content-Length mismatch", ParseError::ContentLengthMismatch),
+    ("unterminated quote", ParseError::UnterminatedQuote),
+    ("bad escape", ParseError::BadEscape),
+    ("oversized header", ParseError::LineTooLong),
+];
+
+/// Replaces the value of the first header line called `long` or `compact`.
+fn replace_header(text: &str, long: &str, compact: &str, value: &str) -> String {
+    let mut done = false;
+    let lines: Vec<String> = text
+        .split("\r\n")
+        .map(|line| {
+            let name = line.split(':').next().unwrap_or_default().trim();
+            if !done && (name.eq_ignore_ascii_case(long) || name.eq_ignore_ascii_case(compact)) {
+                done = true;
+                format!("{name}: {value}")
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect();
+    assert!(done, "no {long} header in\n{text}");
+    lines.join("\r\n")
+}
+
+/// `raw` broken the way `how` says.
+fn broken(raw: &str, how: &str) -> String {
+    let (start, rest) = raw.split_once("\r\n").unwrap_or((raw, ""));
+    let body_len = raw.split_once("\r\n\r\n").map_or(0, |(_, body)| body.len());
+    match how {
+        // A request line or status line without its version.
+        "bad start line" => {
+            let cut = match start.strip_prefix("SIP/2.0 ") {
+                Some(status) => format!("SIP/2.0 {}", status.replacen(' ', "x", 1)),
+                None => start
+                    .rsplit_once(' ')
+                    .map(|(s, _)| s)
+                    .unwrap_or("")
+                    .to_owned(),
+            };
+            format!("{cut}\r\n{rest}")
+        }
+        // The first header line ends in a bare LF.
+        "missing CRLF" => format!("{start}\r\n{}", rest.replacen("\r\n", "\n", 1)),
+        "Content-Length mismatch" => {
+            replace_header(raw, "Content-Length", "l", &(body_len + 5).to_string())
+        }
+        "unterminated quote" => replace_header(
+            raw,
+            "From",
+            "f",
+            "\"Unterminated <sip:someone@example.com>;tag=1",
+        ),
+        "bad escape" => replace_header(raw, "To", "t", "<sip:%G1someone@example.com>"),
+        "oversized header" => {
+            format!("{start}\r\nX-Padding: {}\r\n{rest}", "a".repeat(9000))
+        }
+        other => panic!("unknown breakage {other}"),
+    }
+}
+
+/// The error of a message: from parsing, or else from its typed views (which parse
+/// lazily), as a proxy reading them would meet it.
+fn first_error(bytes: Bytes) -> Option<ParseError> {
+    let msg = match Message::parse(bytes, &Limits::default()) {
+        Ok(msg) => msg,
+        Err(e) => return Some(e),
+    };
+    let views = [
+        msg.from_header().err(),
+        msg.to_header().err(),
+        msg.cseq().err(),
+        msg.vias().find_map(Result::err),
+        msg.request_uri()
+            .and_then(|uri| hasip::sip::uri::Uri::parse(uri).err()),
+    ];
+    views.into_iter().flatten().next()
+}
+
+#[test]
+fn every_valid_message_broken_six_ways_fails_with_the_right_error() {
+    for path in files("valid") {
+        let raw = String::from_utf8(load(&path).to_vec())
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        for (how, want) in BREAKAGES {
+            let bad = broken(&raw, how);
+            let want = match (how, raw.starts_with("SIP/2.0 ")) {
+                ("bad start line", true) => ParseError::BadStatusLine,
+                _ => want,
+            };
+            let got = first_error(Bytes::from(bad.clone()));
+            assert_eq!(got, Some(want), "{} with a {how}:\n{bad}", stem(&path));
+        }
     }
 }
