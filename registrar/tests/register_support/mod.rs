@@ -330,7 +330,12 @@ pub enum Phone {
 impl Phone {
     /// A UDP phone talking to `to`.
     pub async fn udp(to: SocketAddr) -> anyhow::Result<Phone> {
-        let socket = UdpSocket::bind("127.0.0.1:0").await?;
+        Phone::udp_on("127.0.0.1:0".parse()?, to).await
+    }
+
+    /// A UDP phone on the socket `local`, talking to `to`.
+    pub async fn udp_on(local: SocketAddr, to: SocketAddr) -> anyhow::Result<Phone> {
+        let socket = UdpSocket::bind(local).await?;
         Ok(Phone::Udp { socket, to })
     }
 
