@@ -4,226 +4,29 @@
 //! MESSAGE. With the edge's keepalives the pinhole is still open and the MESSAGE
 //! arrives; with keepalives off it is dropped at the NAT, so the test can fail.
 //!
-//! Needs root, `ip` (iproute2) and `nft` (nftables); `scripts/install-deps` installs
-//! them. Namespaces are named uniquely per run and removed even when the test fails.
+//! The namespaces are hasip-tests' [`NatLab`], shared with the whole-stack NAT call
+//! test. Needs root, `ip` (iproute2) and `nft` (nftables); `scripts/install-deps`
+//! installs them. Namespaces are named uniquely per run and removed even when the test
+//! fails.
 
 mod common;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::process::{Command, Stdio};
+use std::net::{IpAddr, SocketAddr};
+use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
 use hasip::sip::HeaderName;
+use hasip_tests::NatLab;
 
 /// UDP conntrack lifetime inside the NAT namespace.
 const CONNTRACK_TIMEOUT_S: u32 = 3;
 
-/// Runs a command and fails the test with its output if it fails.
-fn sh(args: &[&str]) {
-    let output = Command::new(args[0])
-        .args(&args[1..])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "{}: {e} (the NAT test needs root, iproute2 and nftables: run scripts/install-deps)",
-                args[0]
-            )
-        });
-    assert!(
-        output.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-/// Two namespaces (phone, NAT) and the veth pairs joining phone, NAT and the host;
-/// removed on drop.
-struct Lab {
-    phone_ns: String,
-    nat_ns: String,
-    host_if: String,
-    /// The host's address on the NAT's outside link (where the edge listens).
-    host_ip: Ipv4Addr,
-    /// The phone's private address.
-    phone_ip: Ipv4Addr,
-}
-
-impl Lab {
-    fn new(subnet: u8) -> Lab {
-        let id = format!("{:05x}", rand::random::<u32>() & 0xfffff);
-        let lab = Lab {
-            phone_ns: format!("hasip-phone-{id}"),
-            nat_ns: format!("hasip-nat-{id}"),
-            host_if: format!("hh{id}"),
-            host_ip: Ipv4Addr::new(10, subnet, 2, 1),
-            phone_ip: Ipv4Addr::new(10, subnet, 1, 2),
-        };
-        // From here on, Drop cleans up whatever was made.
-        let nat_out = format!("hn{id}");
-        let nat_in = format!("hi{id}");
-        let phone_if = format!("hp{id}");
-        let outside = format!("10.{subnet}.2");
-        let inside = format!("10.{subnet}.1");
-        sh(&["ip", "netns", "add", &lab.phone_ns]);
-        sh(&["ip", "netns", "add", &lab.nat_ns]);
-        // host <-> NAT outside
-        sh(&[
-            "ip",
-            "link",
-            "add",
-            &lab.host_if,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &nat_out,
-            "netns",
-            &lab.nat_ns,
-        ]);
-        sh(&[
-            "ip",
-            "addr",
-            "add",
-            &format!("{outside}.1/24"),
-            "dev",
-            &lab.host_if,
-        ]);
-        sh(&["ip", "link", "set", &lab.host_if, "up"]);
-        // NAT inside <-> phone
-        sh(&[
-            "ip",
-            "-n",
-            &lab.nat_ns,
-            "link",
-            "add",
-            &nat_in,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &phone_if,
-            "netns",
-            &lab.phone_ns,
-        ]);
-        sh(&[
-            "ip",
-            "-n",
-            &lab.nat_ns,
-            "addr",
-            "add",
-            &format!("{outside}.2/24"),
-            "dev",
-            &nat_out,
-        ]);
-        sh(&[
-            "ip",
-            "-n",
-            &lab.nat_ns,
-            "addr",
-            "add",
-            &format!("{inside}.1/24"),
-            "dev",
-            &nat_in,
-        ]);
-        for dev in [&nat_out, &nat_in, &"lo".to_owned()] {
-            sh(&["ip", "-n", &lab.nat_ns, "link", "set", dev, "up"]);
-        }
-        sh(&[
-            "ip",
-            "-n",
-            &lab.phone_ns,
-            "addr",
-            "add",
-            &format!("{inside}.2/24"),
-            "dev",
-            &phone_if,
-        ]);
-        sh(&["ip", "-n", &lab.phone_ns, "link", "set", &phone_if, "up"]);
-        sh(&["ip", "-n", &lab.phone_ns, "link", "set", "lo", "up"]);
-        sh(&[
-            "ip",
-            "-n",
-            &lab.phone_ns,
-            "route",
-            "add",
-            "default",
-            "via",
-            &format!("{inside}.1"),
-        ]);
-        // The NAT: forward, masquerade out of the outside link, short UDP conntrack.
-        let in_nat = |args: &[&str]| {
-            let mut full = vec!["ip", "netns", "exec", lab.nat_ns.as_str()];
-            full.extend_from_slice(args);
-            sh(&full);
-        };
-        in_nat(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
-        let timeout = CONNTRACK_TIMEOUT_S.to_string();
-        in_nat(&[
-            "sysctl",
-            "-qw",
-            &format!("net.netfilter.nf_conntrack_udp_timeout={timeout}"),
-        ]);
-        in_nat(&[
-            "sysctl",
-            "-qw",
-            &format!("net.netfilter.nf_conntrack_udp_timeout_stream={timeout}"),
-        ]);
-        in_nat(&["nft", "add", "table", "ip", "nat"]);
-        in_nat(&[
-            "nft",
-            "add",
-            "chain",
-            "ip",
-            "nat",
-            "postrouting",
-            "{ type nat hook postrouting priority 100 ; }",
-        ]);
-        in_nat(&[
-            "nft",
-            "add",
-            "rule",
-            "ip",
-            "nat",
-            "postrouting",
-            "oifname",
-            &nat_out,
-            "masquerade",
-        ]);
-        lab
-    }
-
-    /// The NAT's outside address: what the edge sees as the phone's source.
-    fn nat_outside(&self) -> Ipv4Addr {
-        let [a, b, c, _] = self.host_ip.octets();
-        Ipv4Addr::new(a, b, c, 2)
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        // Deleting a namespace deletes its veth ends, and with them the host's peers.
-        let quiet = |args: &[&str]| {
-            let _ = Command::new("ip")
-                .args(args)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        };
-        for ns in [&self.phone_ns, &self.nat_ns] {
-            quiet(&["netns", "del", ns]);
-        }
-        // Usually gone with its peer already.
-        quiet(&["link", "del", &self.host_if]);
-    }
-}
-
 /// Registers a NATed sipp phone, waits out several conntrack expiries, then sends it
 /// a MESSAGE from the core; returns whether the phone got it and answered.
-async fn message_reaches_the_natted_phone(keepalives: bool, subnet: u8) -> bool {
+async fn message_reaches_the_natted_phone(keepalives: bool, user: &str) -> bool {
     sipp();
-    let lab = Lab::new(subnet);
+    let lab = NatLab::new(CONNTRACK_TIMEOUT_S).expect("the NAT lab");
     let registrar = FakeRegistrar::start(Mode::Answer, 3600).await;
     let extra = format!("[keepalive]\nenabled = {keepalives}\ninterval_ms = 1000\n");
     let mut config = config(&[registrar.addr], &extra);
@@ -236,26 +39,15 @@ async fn message_reaches_the_natted_phone(keepalives: bool, subnet: u8) -> bool 
         })
         .collect();
     let edge = start_edge(config).await;
-    let user = format!("nat{subnet}");
-    let phone_ns = lab.phone_ns.clone();
-    let phone_ip = lab.phone_ip.to_string();
-    let target = edge.udp.to_string();
-    let phone_user = user.clone();
+    let mut phone = lab.phone_command("sipp");
+    phone
+        .arg(edge.udp.to_string())
+        .arg("-sf")
+        .arg(scenario("nat_phone_uac.xml"))
+        .args(["-i", &lab.phone_ip.to_string(), "-s", user]);
     let phone = tokio::task::spawn_blocking(move || {
-        Command::new("ip")
-            .args(["netns", "exec", &phone_ns, "sipp", &target, "-sf"])
-            .arg(scenario("nat_phone_uac.xml"))
-            .args([
-                "-i",
-                &phone_ip,
-                "-s",
-                &phone_user,
-                "-m",
-                "1",
-                "-timeout",
-                "40s",
-                "-nostdin",
-            ])
+        phone
+            .args(["-m", "1", "-timeout", "40s", "-nostdin"])
             .stdin(Stdio::null())
             .output()
             .unwrap_or_else(|e| panic!("sipp in the phone namespace: {e}"))
@@ -276,13 +68,13 @@ async fn message_reaches_the_natted_phone(keepalives: bool, subnet: u8) -> bool 
     assert_eq!(via.host.ip(), Some(IpAddr::V4(lab.phone_ip)));
 
     // Three expiry periods pass.
-    tokio::time::sleep(Duration::from_secs(u64::from(CONNTRACK_TIMEOUT_S) * 3)).await;
+    tokio::time::sleep(lab.conntrack_timeout * 3).await;
     let core = tokio::net::UdpSocket::bind("127.0.0.1:0")
         .await
         .expect("core");
     let core_addr: SocketAddr = core.local_addr().expect("addr");
     core.send_to(
-        message_from_core(core_addr, &path, &call_id, &user).as_bytes(),
+        message_from_core(core_addr, &path, &call_id, user).as_bytes(),
         edge.internal,
     )
     .await
@@ -302,13 +94,12 @@ async fn message_reaches_the_natted_phone(keepalives: bool, subnet: u8) -> bool 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keepalives_hold_the_nat_pinhole_and_without_them_the_request_is_lost() {
-    let subnet = 200 + (rand::random::<u8>() % 50);
     assert!(
-        message_reaches_the_natted_phone(true, subnet).await,
+        message_reaches_the_natted_phone(true, "nat1").await,
         "with keepalives the MESSAGE must reach the phone"
     );
     assert!(
-        !message_reaches_the_natted_phone(false, subnet + 1).await,
+        !message_reaches_the_natted_phone(false, "nat2").await,
         "without keepalives the pinhole closes and the MESSAGE is lost"
     );
 }

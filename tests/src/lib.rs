@@ -7,6 +7,9 @@
 //!   dir, stop / kill / restart, and query helpers with bound parameters.
 //! - [`mariadb_template`]: the initialised data dir servers start from, built
 //!   once by `mariadb-install-db` and cached, then copied per server.
+//! - [`nat_lab`]: a phone behind NAT on one machine (network namespaces, an nftables
+//!   masquerade with a short UDP conntrack timeout): the edge's NAT test and the
+//!   whole-stack call to a NATed phone.
 //! - [`sql`]: running the repository's `sql/` files (statement splitting,
 //!   placeholder substitution with safe quoting).
 //!
@@ -15,7 +18,9 @@
 pub mod mariadb_pair;
 pub mod mariadb_server;
 pub mod mariadb_template;
+pub mod nat_lab;
 pub mod sql;
 
 pub use mariadb_pair::MariaDbPair;
 pub use mariadb_server::{MariaDbServer, SlaveStatus};
+pub use nat_lab::NatLab;

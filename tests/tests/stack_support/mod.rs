@@ -7,7 +7,7 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
@@ -117,6 +117,11 @@ fn registrar_config(pair: &MariaDbPair) -> anyhow::Result<RegistrarConfig> {
         retry_after_secs = 1
         [cleanup]
         interval_secs = 3600
+        [proxy]
+        # Calls come through the edge: the caller is the address it stamped on the Via.
+        edge_networks = ["127.0.0.0/8"]
+        # sipp answers only the first challenge, and only MD5.
+        algorithms = ["MD5", "SHA-256"]
         "#,
         pair.a.app_url(),
         pair.b.app_url(),
@@ -202,10 +207,22 @@ impl Drop for RegistrarProcess {
     }
 }
 
+/// What a test changes in the edge's set-up.
+#[derive(Clone, Debug, Default)]
+pub struct EdgeOptions {
+    /// Public UDP sockets on these addresses too (besides 127.0.0.1), such as a NAT
+    /// lab's host side.
+    pub listen_also: Vec<IpAddr>,
+    /// The NAT keepalive interval; the edge's default when `None`.
+    pub keepalive_interval_ms: Option<u64>,
+}
+
 /// The edge in the test's runtime.
 pub struct EdgeTask {
-    /// The phones' UDP socket.
+    /// The phones' UDP socket on 127.0.0.1.
     pub udp: SocketAddr,
+    /// Every public UDP socket: `udp`, then one per [`EdgeOptions::listen_also`].
+    pub public_udp: Vec<SocketAddr>,
     /// The socket Path names.
     pub internal: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
@@ -233,6 +250,22 @@ impl Stack {
 
     /// [`Self::start`] with dbsync's periodic reconcile every `reconcile_s` seconds.
     pub async fn start_with(users: &[(String, String)], reconcile_s: u64) -> anyhow::Result<Self> {
+        Self::start_full(users, reconcile_s, &EdgeOptions::default()).await
+    }
+
+    /// [`Self::start`] with the edge set up as `edge` says.
+    pub async fn start_with_edge(
+        users: &[(String, String)],
+        edge: &EdgeOptions,
+    ) -> anyhow::Result<Self> {
+        Self::start_full(users, 2, edge).await
+    }
+
+    async fn start_full(
+        users: &[(String, String)],
+        reconcile_s: u64,
+        edge: &EdgeOptions,
+    ) -> anyhow::Result<Self> {
         // Silent unless RUST_LOG asks (e.g. RUST_LOG=hasip_dbsync=info,hasip_edge=warn).
         let _ = hasip::telemetry::init(&hasip::config::LogConfig {
             level: "off".to_owned(),
@@ -248,7 +281,7 @@ impl Stack {
             RegistrarProcess::start(registrar_config(&pair)?)?,
             RegistrarProcess::start(registrar_config(&pair)?)?,
         ];
-        let edge = start_edge(&[registrars[0].udp, registrars[1].udp]).await?;
+        let edge = start_edge(&[registrars[0].udp, registrars[1].udp], edge).await?;
         Ok(Self {
             pair,
             registrars,
@@ -277,14 +310,22 @@ impl Stack {
     }
 }
 
-async fn start_edge(registrars: &[SocketAddr]) -> anyhow::Result<EdgeTask> {
+async fn start_edge(registrars: &[SocketAddr], options: &EdgeOptions) -> anyhow::Result<EdgeTask> {
     let addrs: Vec<String> = registrars.iter().map(|a| format!("\"{a}\"")).collect();
+    let listen: Vec<String> = std::iter::once(IpAddr::from([127, 0, 0, 1]))
+        .chain(options.listen_also.iter().copied())
+        .map(|ip| format!("\"udp:{ip}:0\""))
+        .collect();
+    let keepalive = options
+        .keepalive_interval_ms
+        .map(|ms| format!("[keepalive]\ninterval_ms = {ms}\n"))
+        .unwrap_or_default();
     let toml = format!(
         r#"
         [http]
         listen = "127.0.0.1:0"
         [sip]
-        listen = ["udp:127.0.0.1:0"]
+        listen = [{}]
         internal = "udp:127.0.0.1:0"
         [flow_token]
         secret = "{FLOW_SECRET}"
@@ -297,18 +338,21 @@ async fn start_edge(registrars: &[SocketAddr]) -> anyhow::Result<EdgeTask> {
         [protection]
         # sipp sends every phone's REGISTER from one address.
         max_requests = 0
+        {keepalive}
         "#,
+        listen.join(", "),
         addrs.join(", ")
     );
     let config: EdgeConfig = hasip::config::load_str(&toml, "HASIP_EDGE_STACK_TEST_UNUSED")?;
     config.validate()?;
     let edge = Edge::bind(config).await?;
-    let udp = edge
+    let public_udp: Vec<SocketAddr> = edge
         .sip_addrs()
         .iter()
-        .find(|spec| spec.transport == Transport::Udp)
+        .filter(|spec| spec.transport == Transport::Udp)
         .map(|spec| spec.addr)
-        .context("the edge has no UDP socket")?;
+        .collect();
+    let udp = *public_udp.first().context("the edge has no UDP socket")?;
     let internal = edge.internal_addr();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -323,6 +367,7 @@ async fn start_edge(registrars: &[SocketAddr]) -> anyhow::Result<EdgeTask> {
     });
     Ok(EdgeTask {
         udp,
+        public_udp,
         internal,
         stop: Some(stop),
         task,
@@ -388,7 +433,7 @@ const SCENARIO: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 "#;
 
 /// The sipp binary, or an error saying how to install it.
-fn sipp_binary() -> anyhow::Result<PathBuf> {
+pub fn sipp_binary() -> anyhow::Result<PathBuf> {
     ["/usr/bin/sipp", "/usr/local/bin/sipp"]
         .iter()
         .map(PathBuf::from)
@@ -455,6 +500,39 @@ impl Sipp {
         Ok(Self { child, dir, port })
     }
 
+    /// Starts sipp on the repository scenario `scenario` (in `tests/tests/sipp/`) from
+    /// local port `port`, with `args` after it. `launcher` is the sipp command itself:
+    /// `Command::new(sipp_binary()?)`, or sipp inside a namespace. sipp runs in a temp
+    /// dir of its own, where it leaves its logs.
+    pub fn scenario(
+        mut launcher: std::process::Command,
+        scenario: &str,
+        port: u16,
+        args: &[&str],
+    ) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new().prefix("hasip-sipp-").tempdir()?;
+        let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/sipp")
+            .join(scenario);
+        // sipp names its log files after the scenario file: a copy keeps them in `dir`.
+        std::fs::copy(&source, dir.path().join(scenario))
+            .with_context(|| format!("copying {}", source.display()))?;
+        launcher
+            .current_dir(dir.path())
+            .args(["-sf", scenario, "-p"])
+            .arg(port.to_string())
+            .args(args)
+            .args(["-nostdin", "-trace_err", "-trace_logs", "-trace_msg"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let child = tokio::process::Command::from(launcher)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting sipp on {scenario}"))?;
+        Ok(Self { child, dir, port })
+    }
+
     /// Waits (bounded) for sipp to end; returns its outcome.
     pub async fn finish(self) -> anyhow::Result<SippResult> {
         let Sipp { child, dir, port } = self;
@@ -462,7 +540,8 @@ impl Sipp {
             tokio::time::timeout(Duration::from_secs(150), child.wait_with_output())
                 .await
                 .context("sipp did not finish within 150 s")??;
-        let registered = read_logs(dir.path(), "_logs.log")
+        let logs = read_logs(dir.path(), "_logs.log");
+        let registered = logs
             .lines()
             .filter_map(|line| line.trim().strip_prefix("registered "))
             .map(str::to_owned)
@@ -470,7 +549,9 @@ impl Sipp {
         Ok(SippResult {
             success: output.status.success(),
             registered,
+            logs,
             errors: read_logs(dir.path(), "_errors.log"),
+            messages: read_logs(dir.path(), "_messages.log"),
             stats: read_logs(dir.path(), ".csv"),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             port,
@@ -501,8 +582,12 @@ pub struct SippResult {
     pub success: bool,
     /// The users whose REGISTER got a 200 OK.
     pub registered: BTreeSet<String>,
+    /// What the scenario's `<log>` actions wrote.
+    pub logs: String,
     /// sipp's error log.
     pub errors: String,
+    /// Every message sipp sent and received, where the run traced them.
+    pub messages: String,
     /// sipp's statistics file.
     pub stats: String,
     /// sipp's screen.
@@ -512,6 +597,17 @@ pub struct SippResult {
 }
 
 impl SippResult {
+    /// The first message of `method` sipp received, from its message trace.
+    pub fn received_request(&self, method: &str) -> Option<&str> {
+        // Each trace entry: a dashed line with the time, "UDP message received [N] bytes :",
+        // a blank line, then the message.
+        self.messages
+            .split("\n-----")
+            .filter_map(|entry| entry.split_once("message received")?.1.split_once("\n\n"))
+            .map(|(_, message)| message)
+            .find(|message| message.starts_with(&format!("{method} ")))
+    }
+
     /// Everything sipp said, for a failing assertion.
     pub fn report(&self) -> String {
         let errors: String = self.errors.chars().take(4000).collect();
@@ -524,7 +620,11 @@ impl SippResult {
             .into_iter()
             .rev()
             .collect();
-        format!("--- sipp screen (end)\n{screen}\n--- sipp errors (start)\n{errors}")
+        let messages: String = self.messages.chars().take(12000).collect();
+        format!(
+            "--- sipp screen (end)\n{screen}\n--- sipp errors (start)\n{errors}\n\
+             --- sipp messages (start)\n{messages}"
+        )
     }
 }
 
