@@ -146,8 +146,9 @@ fn print_ratios() {
     }
 }
 
-/// `PARSE_LOOP=hasip|rsip` parses each message 1000 times and exits: run under
-/// `valgrind --tool=callgrind` for instruction counts that a loaded machine cannot skew.
+/// `PARSE_LOOP=hasip|rsip|none` parses each message 1000 times and exits: run under
+/// `valgrind --tool=callgrind` (`bench/parser/callgrind`) for instruction counts that a
+/// loaded machine cannot skew.
 fn parse_loop(which: &str) {
     let limits = Limits::default();
     for (_, file) in MESSAGES {
@@ -155,6 +156,8 @@ fn parse_loop(which: &str) {
         for _ in 0..1000 {
             match which {
                 "rsip" => drop(black_box(rsip_parse(black_box(&bytes)))),
+                // The start-up and loop alone, which bench/parser/callgrind subtracts.
+                "none" => drop(black_box(&bytes)),
                 _ => drop(black_box(hasip_parse(black_box(&bytes), &limits))),
             }
         }
