@@ -354,9 +354,9 @@ impl Inner {
         };
         let input = lock(&self.clients).get(&key).map(|e| e.input.clone());
         let response = match input {
-            Some(input) => match input.try_send(client::Input::Response(response)) {
+            Some(input) => match input.try_send(client::Input::Response(Box::new(response))) {
                 Ok(()) | Err(TrySendError::Full(_)) => return,
-                Err(TrySendError::Closed(client::Input::Response(response))) => response,
+                Err(TrySendError::Closed(client::Input::Response(response))) => *response,
                 Err(TrySendError::Closed(_)) => return,
             },
             None => response,
