@@ -34,7 +34,6 @@ pub struct Edge {
     transports: Transports,
     incoming: mpsc::Receiver<Incoming>,
     raw: mpsc::Receiver<Inbound>,
-    filtered: mpsc::Sender<Inbound>,
     pike: Pike,
     health_config: HealthConfig,
     keepalive_interval: Duration,
@@ -62,14 +61,12 @@ impl Edge {
             tracing::info!(listen = %spec, "public sip socket bound");
         }
         tracing::info!(%internal, "internal sip socket bound");
-        // The transaction layer reads what the screening task lets through.
-        let (filtered, filtered_rx) = mpsc::channel(options.inbound_queue.max(1));
         let endpoint_config = EndpointConfig {
             limits: config.limits,
             ..EndpointConfig::default()
         };
-        let (endpoint, incoming) =
-            Endpoint::start(transports.clone(), filtered_rx, endpoint_config);
+        // The screening task hands what it lets through to the transaction layer itself.
+        let (endpoint, incoming) = Endpoint::new(transports.clone(), endpoint_config);
         let registrars = config.registrars.addrs.clone();
         for addr in &registrars {
             metrics::gauge!("hasip_edge_registrar_up", "registrar" => addr.to_string()).set(1.0);
@@ -102,7 +99,6 @@ impl Edge {
             transports,
             incoming,
             raw,
-            filtered,
             pike: Pike::new(config.protection.pike()),
             health_config: config.health,
             keepalive_interval: config.keepalive.interval(),
@@ -133,7 +129,6 @@ impl Edge {
             transports,
             mut incoming,
             raw,
-            filtered,
             pike,
             health_config,
             keepalive_interval,
@@ -143,7 +138,7 @@ impl Edge {
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(screen(
             raw,
-            filtered,
+            proxy.endpoint.clone(),
             transports.clone(),
             proxy.addresses.internal,
             pike,
@@ -201,10 +196,11 @@ fn report_health(proxy: &Proxy) -> HttpHealth {
 }
 
 /// Screens raw input before the transaction layer: per-source rate limits on the
-/// public sockets, and STUN Binding requests answered on the spot.
+/// public sockets, and STUN Binding requests answered on the spot. What passes goes to
+/// the transaction layer in this task, without another queue and wake-up.
 async fn screen(
     mut raw: mpsc::Receiver<Inbound>,
-    filtered: mpsc::Sender<Inbound>,
+    endpoint: Endpoint,
     transports: Transports,
     internal: SocketAddr,
     mut pike: Pike,
@@ -254,9 +250,7 @@ async fn screen(
             }
             continue;
         }
-        if filtered.send(inbound).await.is_err() {
-            break;
-        }
+        endpoint.receive(inbound).await;
     }
 }
 

@@ -19,10 +19,13 @@ use crate::transaction::{
 use crate::transport::Flow;
 
 /// What a client transaction task is told.
+///
+/// Boxed payloads keep the slots small: a tokio channel allocates its slots 32 at a time
+/// up front, and every transaction has its own channels for as long as it lives.
 #[derive(Debug)]
 pub(super) enum Input {
     /// A response matching the transaction.
-    Response(Message),
+    Response(Box<Message>),
     /// The application wants the INVITE cancelled.
     Cancel,
 }
@@ -47,7 +50,7 @@ pub enum ClientEvent {
 /// responses until its timers end it.
 #[derive(Debug)]
 pub struct ClientTransaction {
-    events: mpsc::Receiver<ClientEvent>,
+    events: mpsc::Receiver<Box<ClientEvent>>,
     input: mpsc::Sender<Input>,
     flow: Flow,
 }
@@ -55,7 +58,7 @@ pub struct ClientTransaction {
 impl ClientTransaction {
     /// The next event; `None` once the transaction has ended and every event was read.
     pub async fn next(&mut self) -> Option<ClientEvent> {
-        self.events.recv().await
+        self.events.recv().await.map(|event| *event)
     }
 
     /// The flow the request went out on.
@@ -209,7 +212,7 @@ async fn run(
     request: Message,
     target: Target,
     input: mpsc::Receiver<Input>,
-    events: mpsc::Sender<ClientEvent>,
+    events: mpsc::Sender<Box<ClientEvent>>,
     started: oneshot::Sender<Result<Flow, SendError>>,
 ) {
     let bytes = request.to_bytes();
@@ -257,7 +260,7 @@ struct Task {
     bytes: Bytes,
     flow: Flow,
     machine: Machine,
-    events: mpsc::Sender<ClientEvent>,
+    events: mpsc::Sender<Box<ClientEvent>>,
     /// The ACK for a non-2xx final, resent when the final is retransmitted.
     ack: Option<Bytes>,
     cancel_wanted: bool,
@@ -270,7 +273,7 @@ impl Task {
             let deadline = self.machine.poll_timeout();
             tokio::select! {
                 received = input.recv() => match received {
-                    Some(Input::Response(response)) => self.on_response(response).await,
+                    Some(Input::Response(response)) => self.on_response(*response).await,
                     Some(Input::Cancel) => {
                         self.cancel_wanted = true;
                         self.maybe_cancel();
@@ -284,7 +287,7 @@ impl Task {
 
     fn emit(&self, event: ClientEvent) {
         // Full: the application is not reading; closed: it dropped the handle.
-        if let Err(error) = self.events.try_send(event) {
+        if let Err(error) = self.events.try_send(Box::new(event)) {
             tracing::debug!(%error, "client transaction event dropped");
         }
     }

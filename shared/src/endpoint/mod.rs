@@ -2,7 +2,8 @@
 //! sans-IO machines of [`crate::transaction`].
 //!
 //! [`Endpoint::start`] takes the [`Transports`] and their inbound receiver and hands the
-//! application [`Incoming`] events. Requests arrive once each with a
+//! application [`Incoming`] events ([`Endpoint::new`] and [`Endpoint::receive`] do the
+//! same for a caller that reads the transports itself). Requests arrive once each with a
 //! [`ServerTransaction`] to answer through; retransmissions are absorbed and answered
 //! here. [`Endpoint::send_request`] starts a [`ClientTransaction`] that retransmits,
 //! times out and ACKs non-2xx INVITE finals by itself.
@@ -190,6 +191,19 @@ impl Endpoint {
         inbound: mpsc::Receiver<Inbound>,
         config: EndpointConfig,
     ) -> (Endpoint, mpsc::Receiver<Incoming>) {
+        let (endpoint, incoming) = Endpoint::new(transports, config);
+        // Weak, so dropping every Endpoint drops the transports and ends the loop.
+        tokio::spawn(dispatch(Arc::downgrade(&endpoint.inner), inbound));
+        (endpoint, incoming)
+    }
+
+    /// Builds the layer over `transports` without reading their inbound receiver: the
+    /// caller hands each message to [`Endpoint::receive`] itself (after screening it, as
+    /// the edge does), so no task or channel sits in between.
+    pub fn new(
+        transports: Transports,
+        config: EndpointConfig,
+    ) -> (Endpoint, mpsc::Receiver<Incoming>) {
         let (incoming_tx, incoming_rx) = mpsc::channel(config.incoming_queue.max(1));
         let inner = Arc::new(Inner {
             transports,
@@ -199,9 +213,14 @@ impl Endpoint {
             clients: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
         });
-        // Weak, so dropping every Endpoint drops the transports and ends the loop.
-        tokio::spawn(dispatch(Arc::downgrade(&inner), inbound));
         (Endpoint { inner }, incoming_rx)
+    }
+
+    /// Handles one message from the transports, as the loop of [`Endpoint::start`]
+    /// does: a retransmission is absorbed, a response goes to its client transaction,
+    /// anything else becomes an [`Incoming`] event.
+    pub async fn receive(&self, inbound: Inbound) {
+        self.inner.on_inbound(inbound.flow, inbound.data).await;
     }
 
     /// The transports underneath.
@@ -354,9 +373,9 @@ impl Inner {
         };
         let input = lock(&self.clients).get(&key).map(|e| e.input.clone());
         let response = match input {
-            Some(input) => match input.try_send(client::Input::Response(response)) {
+            Some(input) => match input.try_send(client::Input::Response(Box::new(response))) {
                 Ok(()) | Err(TrySendError::Full(_)) => return,
-                Err(TrySendError::Closed(client::Input::Response(response))) => response,
+                Err(TrySendError::Closed(client::Input::Response(response))) => *response,
                 Err(TrySendError::Closed(_)) => return,
             },
             None => response,

@@ -18,6 +18,9 @@ use crate::transaction::{
 use crate::transport::Flow;
 
 /// What a server transaction task is told.
+///
+/// Boxed payloads keep the slots small: a tokio channel allocates its slots 32 at a time
+/// up front, and every transaction keeps its channel until Timer J or H ends it.
 #[derive(Debug)]
 pub(super) enum Input {
     /// The request came again.
@@ -27,11 +30,15 @@ pub(super) enum Input {
     /// A CANCEL matched this INVITE transaction.
     Cancel,
     /// The application answers.
-    Respond {
-        bytes: Bytes,
-        status: u16,
-        done: oneshot::Sender<Result<(), SendError>>,
-    },
+    Respond(Box<Respond>),
+}
+
+/// A response from the application, and where to report how sending it went.
+#[derive(Debug)]
+pub(super) struct Respond {
+    bytes: Bytes,
+    status: u16,
+    done: oneshot::Sender<Result<(), SendError>>,
 }
 
 /// The application's handle on a server transaction; cheap to clone.
@@ -54,11 +61,11 @@ impl ServerTransaction {
         let status = status_of(&response).ok_or(SendError::BadResponse)?;
         let (done, result) = oneshot::channel();
         self.input
-            .send(Input::Respond {
+            .send(Input::Respond(Box::new(Respond {
                 bytes: response,
                 status,
                 done,
-            })
+            })))
             .await
             .map_err(|_| SendError::TransactionGone)?;
         result.await.map_err(|_| SendError::TransactionGone)?
@@ -227,7 +234,7 @@ pub(super) fn start(
         key,
         alias: None,
         input: input_tx.clone(),
-        request,
+        request: Some(request),
         flow,
         machine,
         last: None,
@@ -251,7 +258,9 @@ struct Task {
     alias: Option<ServerKey>,
     /// Our own input queue, for registering the alias.
     input: mpsc::Sender<Input>,
-    request: Message,
+    /// The request, for a 100 Trying or a 500; dropped once a final response went out,
+    /// as the transaction may live on for Timer J (32 s on UDP).
+    request: Option<Message>,
     flow: Flow,
     machine: Machine,
     /// The last response sent, resent on retransmissions and Timer G.
@@ -321,15 +330,17 @@ impl Task {
             Input::Cancel => {
                 self.cancelled.send_replace(true);
             }
-            Input::Respond {
-                bytes,
-                status,
-                done,
-            } => {
+            Input::Respond(respond) => {
+                let Respond {
+                    bytes,
+                    status,
+                    done,
+                } = *respond;
                 let result = match self.machine.send_response(status, now) {
                     Some(action) => {
                         if status >= 200 {
                             self.final_sent = true;
+                            self.request = None;
                             self.register_ack_alias(&bytes);
                         }
                         self.act(action, Some(bytes)).await
@@ -345,13 +356,14 @@ impl Task {
     /// transaction rather than leaving it (and the client) waiting forever.
     async fn on_abandoned(&mut self) {
         self.abandoned = true;
-        if self.final_sent {
+        let Some(request) = self.request.as_ref().filter(|_| !self.final_sent) else {
             return;
-        }
+        };
         let tag = super::new_tag();
-        let response = response_to(&self.request, 500, "Server Internal Error", Some(&tag)).build();
+        let response = response_to(request, 500, "Server Internal Error", Some(&tag)).build();
         if let Some(action) = self.machine.send_response(500, Inner::now()) {
             self.final_sent = true;
+            self.request = None;
             let _ = self.act(action, Some(response)).await;
         }
     }
@@ -376,7 +388,10 @@ impl Task {
     async fn act(&mut self, action: Action, response: Option<Bytes>) -> Result<(), SendError> {
         let bytes = match action {
             Action::SendTrying => {
-                let trying = response_to(&self.request, 100, "Trying", None).build();
+                let Some(request) = &self.request else {
+                    return Ok(());
+                };
+                let trying = response_to(request, 100, "Trying", None).build();
                 self.last = Some(trying.clone());
                 trying
             }

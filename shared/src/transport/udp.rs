@@ -3,11 +3,14 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::net::UdpSocket;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::watch;
 
 use super::{stopped, Flow, Inbound, SendError, Shared, Transport};
 
@@ -36,60 +39,108 @@ impl UdpEndpoint {
     }
 }
 
+/// Most datagrams taken off a socket per wake-up before waiting on it again, so one busy
+/// socket cannot keep the others (and the rest of the runtime) waiting.
+const MAX_BATCH: usize = 64;
+
 /// Receives datagrams until shutdown and hands each one up; errors never end the loop.
+///
+/// Once the socket is readable, every datagram already queued is taken (up to
+/// [`MAX_BATCH`]) before waiting again: one wake-up and one readiness check per burst
+/// instead of per datagram.
 pub(crate) async fn recv_loop(endpoint: UdpEndpoint, shared: Arc<Shared>) {
     let mut stop = shared.stop.clone();
     let mut buf = vec![0u8; MAX_DATAGRAM];
+    // Looked up at the first datagram, once the process has installed its recorder.
+    let mut received: Option<metrics::Counter> = None;
     loop {
-        let received = tokio::select! {
+        let ready = tokio::select! {
             () = stopped(&mut stop) => break,
-            received = endpoint.socket.recv_from(&mut buf) => received,
+            ready = endpoint.socket.readable() => ready,
         };
-        match received {
-            Ok((len, remote)) => {
-                // Copy out so a small message does not pin the 64 KiB receive buffer.
-                let data = Bytes::copy_from_slice(buf.get(..len).unwrap_or_default());
-                metrics::counter!("hasip_transport_messages_in_total", "transport" => "udp")
-                    .increment(1);
-                let inbound = Inbound {
-                    flow: Flow {
-                        transport: Transport::Udp,
-                        local: endpoint.local,
-                        remote,
-                        conn: None,
-                    },
-                    data,
-                };
-                tokio::select! {
-                    () = stopped(&mut stop) => break,
-                    delivered = shared.inbound.send(inbound) => {
-                        if delivered.is_err() {
-                            tracing::debug!(local = %endpoint.local, "inbound receiver gone");
-                            break;
-                        }
+        if let Err(error) = ready {
+            tracing::warn!(local = %endpoint.local, %error, "udp socket not readable");
+            if backoff(&mut stop).await.is_break() {
+                break;
+            }
+            continue;
+        }
+        for _ in 0..MAX_BATCH {
+            match endpoint.socket.try_recv_from(&mut buf) {
+                Ok((len, remote)) => {
+                    // Copy out so a small message does not pin the 64 KiB receive buffer.
+                    let data = Bytes::copy_from_slice(buf.get(..len).unwrap_or_default());
+                    received
+                        .get_or_insert_with(|| {
+                            metrics::counter!("hasip_transport_messages_in_total", "transport" => "udp")
+                        })
+                        .increment(1);
+                    let inbound = Inbound {
+                        flow: Flow {
+                            transport: Transport::Udp,
+                            local: endpoint.local,
+                            remote,
+                            conn: None,
+                        },
+                        data,
+                    };
+                    if deliver(&shared, &mut stop, inbound).await.is_break() {
+                        tracing::debug!(local = %endpoint.local, "udp listener stopped");
+                        return;
                     }
                 }
-            }
-            // ICMP port unreachable for an earlier send shows up here on some systems;
-            // it says nothing about this socket's health.
-            Err(error)
-                if matches!(
-                    error.kind(),
-                    io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset
-                ) =>
-            {
-                tracing::debug!(local = %endpoint.local, %error, "udp peer unreachable");
-            }
-            Err(error) => {
-                tracing::warn!(local = %endpoint.local, %error, "udp receive failed");
-                tokio::select! {
-                    () = stopped(&mut stop) => break,
-                    () = tokio::time::sleep(ERROR_BACKOFF) => {}
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+                // ICMP port unreachable for an earlier send shows up here on some systems;
+                // it says nothing about this socket's health.
+                Err(error)
+                    if matches!(
+                        error.kind(),
+                        io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset
+                    ) =>
+                {
+                    tracing::debug!(local = %endpoint.local, %error, "udp peer unreachable");
+                }
+                Err(error) => {
+                    tracing::warn!(local = %endpoint.local, %error, "udp receive failed");
+                    if backoff(&mut stop).await.is_break() {
+                        tracing::debug!(local = %endpoint.local, "udp listener stopped");
+                        return;
+                    }
+                    break;
                 }
             }
         }
     }
     tracing::debug!(local = %endpoint.local, "udp listener stopped");
+}
+
+/// Hands a datagram up; waits only when the inbound queue is full. Breaks on shutdown
+/// or when nobody reads the queue any more.
+async fn deliver(
+    shared: &Shared,
+    stop: &mut watch::Receiver<bool>,
+    inbound: Inbound,
+) -> ControlFlow<()> {
+    let inbound = match shared.inbound.try_send(inbound) {
+        Ok(()) => return ControlFlow::Continue(()),
+        Err(TrySendError::Closed(_)) => return ControlFlow::Break(()),
+        Err(TrySendError::Full(inbound)) => inbound,
+    };
+    tokio::select! {
+        () = stopped(stop) => ControlFlow::Break(()),
+        delivered = shared.inbound.send(inbound) => match delivered {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(_) => ControlFlow::Break(()),
+        },
+    }
+}
+
+/// Pauses after an unexpected error, so a persistent one cannot spin the loop.
+async fn backoff(stop: &mut watch::Receiver<bool>) -> ControlFlow<()> {
+    tokio::select! {
+        () = stopped(stop) => ControlFlow::Break(()),
+        () = tokio::time::sleep(ERROR_BACKOFF) => ControlFlow::Continue(()),
+    }
 }
 
 /// Sends one datagram from the socket bound to `local`.
