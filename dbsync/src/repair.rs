@@ -210,9 +210,11 @@ async fn moved_on(db: &mut Db, gtid: Gtid, within: Duration) -> Result<bool> {
                     .parse::<GtidPos>()
                     .unwrap_or_default()
                     .get(gtid.domain);
+                // Skipped means recorded as applied: the domain's position reached it.
+                let skipped = applied.is_some_and(|g| g.seq >= gtid.seq);
                 let past = applied.is_some_and(|g| g.seq > gtid.seq);
                 let nothing_newer = received.is_none_or(|g| g.seq <= gtid.seq);
-                if past || nothing_newer {
+                if skipped && (past || nothing_newer) {
                     return Ok(true);
                 }
             } else if st.last_sql_errno != 0 {
@@ -274,6 +276,15 @@ pub async fn repair_replica(cfg: &Config, db: &mut Db, dry_run: bool) -> Result<
     } else {
         "skipped".into()
     };
+    // No MASTER_GTID_WAIT() of this process may wait on this server from STOP SLAVE to START
+    // SLAVE: SET GLOBAL gtid_slave_pos resets MariaDB's GTID slave state, destroying the
+    // condition a waiter sleeps on while it holds the locks the waiter needs to leave, and the
+    // server deadlocks for good (START SLAVE and SHOW SLAVE STATUS then hang until a restart).
+    let gate = if dry_run {
+        None
+    } else {
+        Some(db.exclusive_replica_control(cfg.timeout_s).await?)
+    };
     let shown = record(db, &r, dry_run).await?;
     r.statements.push(shown);
     r.statements.push("STOP SLAVE".into());
@@ -306,6 +317,7 @@ pub async fn repair_replica(cfg: &Config, db: &mut Db, dry_run: bool) -> Result<
     let set_result = db.run(set, vec![pos.to_string().into()]).await;
     // Start again whatever happened, so a failed skip never leaves the replica stopped by dbsync.
     db.text("START SLAVE").await?;
+    drop(gate);
     set_result?;
     if !moved_on(db, gtid, Duration::from_secs(cfg.timeout_s)).await? {
         r.outcome = "skipped, but the replica did not move on".into();
