@@ -246,11 +246,10 @@ fn covers(applied: &str, wanted: &str) -> bool {
         Some((domain, seq))
     };
     let applied: Vec<(u64, u64)> = applied.split(',').filter_map(parse).collect();
-    wanted.split(',').filter_map(parse).all(|(domain, seq)| {
-        applied
-            .iter()
-            .any(|&(d, s)| d == domain && s >= seq)
-    })
+    wanted
+        .split(',')
+        .filter_map(parse)
+        .all(|(domain, seq)| applied.iter().any(|&(d, s)| d == domain && s >= seq))
 }
 
 async fn conn_query(conn: &mut mysql_async::Conn, sql: &str) -> anyhow::Result<()> {

@@ -135,7 +135,11 @@ async fn one_shot_repair_fixes_a_duplicate_key_end_to_end() -> anyhow::Result<()
     }
     let rows = assert_identical(&pair, &cfg).await?;
     assert_eq!(rows.len(), 6);
-    assert_eq!(status_code(&cfg).await, 1, "status without a watcher (no heartbeat)");
+    assert_eq!(
+        status_code(&cfg).await,
+        1,
+        "status without a watcher (no heartbeat)"
+    );
     // Nothing left to do: a second run repairs nothing and exits 0.
     let code = hasip_dbsync::cli::execute(
         cfg.clone(),
@@ -283,10 +287,9 @@ async fn breakages_in_quick_succession_under_load_are_each_repaired() -> anyhow:
     let log = repair_log(&pair.b).await?;
     assert!(log.len() >= 3, "repair log of B: {log:?}");
     assert!(
-        log.iter()
-            .all(|(errno, tables, action)| *errno == 1032
-                && tables == "hasip.location"
-                && action == "skipped"),
+        log.iter().all(|(errno, tables, action)| *errno == 1032
+            && tables == "hasip.location"
+            && action == "skipped"),
         "repair log of B: {log:?}"
     );
     for victim in &victims {

@@ -25,7 +25,11 @@ async fn grants_of(
         .into_iter()
         .filter_map(|r| r.get_opt::<String, usize>(0).and_then(Result::ok))
         .collect();
-    anyhow::ensure!(hosts.len() == 1, "{user} on {}: hosts {hosts:?}", server.name());
+    anyhow::ensure!(
+        hosts.len() == 1,
+        "{user} on {}: hosts {hosts:?}",
+        server.name()
+    );
     let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for host in hosts {
         let rows = server
