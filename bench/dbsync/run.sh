@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# dbsync benchmark: checksum rows/s against pt-table-checksum on the same table in the
-# same run, detection and repair time of a 1062 under write load, and the same breakage
+# dbsync benchmark (release build): checksum rows/s against pt-table-checksum on the same table in the
+# same run, detection and repair time of a 1062 and a 1032 under write load, and the same breakages
 # handled by pt-slave-restart. Needs mariadb-server and percona-toolkit installed.
 #
 #   bench/dbsync/run.sh                    # 1,000,000 rows

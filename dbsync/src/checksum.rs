@@ -97,13 +97,16 @@ async fn wait_for(db: &mut Db, pos: &GtidPos, wait: Duration) -> Result<bool> {
         let slice = deadline
             .saturating_duration_since(now)
             .min(Duration::from_secs(1));
-        let rows = db
-            .rows_within(
+        let rows = {
+            // Never while this server is being repaired: see `Db::exclusive_replica_control`.
+            let _gate = db.shared_gtid_wait().await;
+            db.rows_within(
                 "SELECT MASTER_GTID_WAIT(?, ?)",
                 vec![pos.to_string().into(), Value::Double(slice.as_secs_f64())],
                 slice + Duration::from_secs(5),
             )
-            .await?;
+            .await?
+        };
         let r = rows
             .first()
             .and_then(|r| r.get_opt::<i64, usize>(0))

@@ -92,6 +92,24 @@ fn print_json<T: serde::Serialize>(v: &T) {
     }
 }
 
+/// What `dbsync status` prints (the table, or with `json` the JSON document), and its exit
+/// status.
+pub async fn status_output(cfg: &Config, json: bool) -> (String, u8) {
+    let r = crate::observe::status(cfg).await;
+    let text = if json {
+        match serde_json::to_string_pretty(&r) {
+            Ok(s) => format!("{s}\n"),
+            Err(e) => {
+                eprintln!("dbsync: cannot print JSON: {e}");
+                String::new()
+            }
+        }
+    } else {
+        crate::status::render(&r)
+    };
+    (text, r.health.exit_code())
+}
+
 fn fail(e: &Error) -> u8 {
     eprintln!("dbsync: {e}");
     2
@@ -116,13 +134,9 @@ async fn shutdown_signal() {
 pub async fn execute(cfg: Config, command: Command) -> u8 {
     match command {
         Command::Status { json } => {
-            let r = crate::observe::status(&cfg).await;
-            if json {
-                print_json(&r);
-            } else {
-                print!("{}", crate::status::render(&r));
-            }
-            r.health.exit_code()
+            let (text, code) = status_output(&cfg, json).await;
+            print!("{text}");
+            code
         }
         Command::Watch => watch(cfg).await,
         Command::Repair { dry_run, json } => {

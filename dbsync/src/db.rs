@@ -1,10 +1,13 @@
 //! One connection to one server of the pair: every call bounded by the configured timeout, every
 //! value bound, every error tagged with the server's name.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, OptsBuilder, Row, Value};
+use mysql_async::{Conn, Opts, OptsBuilder, Row, Value};
+use tokio::sync::{OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock};
 
 use crate::config::{Config, ServerConfig};
 use crate::error::{Error, Result};
@@ -18,6 +21,23 @@ pub struct Db {
     pub name: String,
     conn: Conn,
     timeout: Duration,
+    gate: Gate,
+}
+
+/// Per server (host and port) in this process: dbsync's `MASTER_GTID_WAIT()` calls take it
+/// shared, a repair's `STOP SLAVE` .. `SET GLOBAL gtid_slave_pos` .. `START SLAVE` takes it
+/// exclusively. MariaDB 10.11 deadlocks a server for good when `SET GLOBAL gtid_slave_pos` runs
+/// while a `MASTER_GTID_WAIT()` waits there: resetting the GTID slave state destroys the
+/// condition the waiter sleeps on, under the lock the waiter needs to wake up.
+type Gate = Arc<RwLock<()>>;
+
+fn gate_for(host: &str, port: u16) -> Gate {
+    static GATES: OnceLock<Mutex<HashMap<(String, u16), Gate>>> = OnceLock::new();
+    let mut gates = match GATES.get_or_init(Default::default).lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    gates.entry((host.to_owned(), port)).or_default().clone()
 }
 
 impl std::fmt::Debug for Db {
@@ -65,6 +85,8 @@ impl Db {
         o: OptsBuilder,
         timeout: Duration,
     ) -> Result<Db> {
+        let o = Opts::from(o);
+        let gate = gate_for(o.ip_or_hostname(), o.tcp_port());
         let conn = tokio::time::timeout(timeout, Conn::new(o))
             .await
             .map_err(|_| Error::Timeout {
@@ -81,6 +103,7 @@ impl Db {
             name: name.to_owned(),
             conn,
             timeout,
+            gate,
         })
     }
 
@@ -97,6 +120,23 @@ impl Db {
             what: statement_label(what),
             after,
         }
+    }
+
+    /// Holds off repairs of this server while a `MASTER_GTID_WAIT()` runs on it (see `Gate`).
+    pub async fn shared_gtid_wait(&self) -> OwnedRwLockReadGuard<()> {
+        self.gate.clone().read_owned().await
+    }
+
+    /// Waits (at most `timeout_s`) until no `MASTER_GTID_WAIT()` of this process runs on this
+    /// server, and keeps new ones out until the guard is dropped (see `Gate`).
+    pub async fn exclusive_replica_control(
+        &self,
+        timeout_s: u64,
+    ) -> Result<OwnedRwLockWriteGuard<()>> {
+        let after = Duration::from_secs(timeout_s);
+        tokio::time::timeout(after, self.gate.clone().write_owned())
+            .await
+            .map_err(|_| self.timeout_err("waiting for MASTER_GTID_WAIT calls to end", after))
     }
 
     /// Runs a prepared statement and returns its rows.

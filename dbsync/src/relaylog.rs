@@ -14,17 +14,37 @@ pub struct FailingGroup {
     pub complete: bool,
 }
 
-/// Parses events `(Event_type, Info)` in relay-log order, starting at the failing group.
-pub fn parse_group<'a>(events: impl IntoIterator<Item = (&'a str, &'a str)>) -> FailingGroup {
-    let mut group = FailingGroup::default();
-    let mut in_transaction = false;
-    for (kind, info) in events {
+/// Reads the failing group from relay-log events fed page by page (pure): the caller reads on
+/// (next page, next relay-log file) while [`GroupScan::ended`] is false.
+#[derive(Debug, Clone, Default)]
+pub struct GroupScan {
+    group: FailingGroup,
+    in_transaction: bool,
+    /// The group's end was seen, or the next group's GTID: more events cannot change it.
+    ended: bool,
+}
+
+impl GroupScan {
+    /// Takes the next events `(Event_type, Info)` in relay-log order; ignores them once ended.
+    pub fn feed<'a>(&mut self, events: impl IntoIterator<Item = (&'a str, &'a str)>) {
+        for (kind, info) in events {
+            if self.ended {
+                return;
+            }
+            self.event(kind, info);
+        }
+    }
+
+    fn event(&mut self, kind: &str, info: &str) {
+        let group = &mut self.group;
         if group.gtid.is_none() {
             if kind == "Gtid" {
                 group.gtid = gtid_in_info(info);
-                in_transaction = info.trim_start().starts_with("BEGIN");
+                self.in_transaction = info.trim_start().starts_with("BEGIN");
+                // An unreadable GTID cannot be completed by reading on.
+                self.ended = group.gtid.is_none();
             }
-            continue;
+            return;
         }
         match kind {
             "Table_map" => {
@@ -36,18 +56,59 @@ pub fn parse_group<'a>(events: impl IntoIterator<Item = (&'a str, &'a str)>) -> 
             }
             "Xid" => {
                 group.complete = true;
-                break;
+                self.ended = true;
             }
-            "Query" if !in_transaction || info.trim_start().starts_with("COMMIT") => {
+            "Query" if !self.in_transaction || info.trim_start().starts_with("COMMIT") => {
                 group.complete = true;
-                break;
+                self.ended = true;
             }
             // A group never spans two GTIDs: seeing the next one means this one ended unseen.
-            "Gtid" => break,
+            "Gtid" => self.ended = true,
             _ => {}
         }
     }
-    group
+
+    /// True when reading further cannot change the result.
+    pub fn ended(&self) -> bool {
+        self.ended
+    }
+
+    /// The group as read so far.
+    pub fn into_group(self) -> FailingGroup {
+        self.group
+    }
+}
+
+/// Parses events `(Event_type, Info)` in relay-log order, starting at the failing group.
+pub fn parse_group<'a>(events: impl IntoIterator<Item = (&'a str, &'a str)>) -> FailingGroup {
+    let mut scan = GroupScan::default();
+    scan.feed(events);
+    scan.into_group()
+}
+
+/// The relay-log file a `Rotate` event (`Info` = `mariadb-relay-bin.000004;pos=4`) continues
+/// in, when it is the relay log's own rotation: same base name as `current`, a different
+/// number. Rotations of the source's binlog (`mariadb-bin.000002;pos=4`) give `None`.
+pub fn next_relay_file(current: &str, rotate_info: &str) -> Option<String> {
+    let (name, _pos) = rotate_info.trim().split_once(";pos=")?;
+    let base = |f: &str| -> Option<(String, String)> {
+        let file = f.rsplit('/').next()?;
+        let (stem, number) = file.rsplit_once('.')?;
+        (!number.is_empty() && number.chars().all(|c| c.is_ascii_digit()))
+            .then(|| (stem.to_owned(), number.to_owned()))
+    };
+    let (stem, number) = base(name)?;
+    let (current_stem, current_number) = base(current)?;
+    if stem != current_stem || number == current_number {
+        return None;
+    }
+    // Keep the directory of `current` (`./`), which SHOW RELAYLOG EVENTS IN accepts either way.
+    let dir = current.rsplit_once('/').map(|(d, _)| d);
+    let file = name.rsplit('/').next()?;
+    Some(match dir {
+        Some(d) => format!("{d}/{file}"),
+        None => file.to_owned(),
+    })
 }
 
 /// `BEGIN GTID 1-1-15` / `GTID 1-1-15 cid=9` -> `1-1-15`.
@@ -158,6 +219,70 @@ mod tests {
         assert!(!g.complete);
         let empty = parse_group([("Rotate", "x"), ("Gtid", "garbage")]);
         assert_eq!(empty.gtid, None);
+    }
+
+    #[test]
+    fn group_read_page_by_page_completes() {
+        let mut scan = GroupScan::default();
+        scan.feed([
+            ("Gtid", "BEGIN GTID 1-1-15"),
+            ("Table_map", "table_id: 33 (hasip.location)"),
+        ]);
+        assert!(!scan.ended());
+        // The next page (or the next relay-log file) brings another table and the commit.
+        scan.feed([
+            ("Rotate", "mariadb-relay-bin.000004;pos=4"),
+            ("Format_desc", "Server ver: 10.11"),
+            ("Table_map", "table_id: 35 (hasip.subscriber)"),
+            ("Xid", "COMMIT /* xid=77 */"),
+            ("Table_map", "table_id: 40 (hasip.after)"),
+        ]);
+        assert!(scan.ended());
+        let g = scan.into_group();
+        assert!(g.complete);
+        assert_eq!(g.tables.len(), 2, "{g:?}");
+    }
+
+    #[test]
+    fn next_gtid_ends_the_scan_incomplete() {
+        let mut scan = GroupScan::default();
+        scan.feed([
+            ("Gtid", "BEGIN GTID 1-1-15"),
+            ("Table_map", "table_id: 33 (hasip.location)"),
+            ("Gtid", "BEGIN GTID 1-1-16"),
+        ]);
+        assert!(scan.ended());
+        assert!(!scan.into_group().complete);
+    }
+
+    #[test]
+    fn relay_log_rotation_is_followed_and_source_rotation_is_not() {
+        assert_eq!(
+            next_relay_file(
+                "./mariadb-relay-bin.000003",
+                "mariadb-relay-bin.000004;pos=4"
+            ),
+            Some("./mariadb-relay-bin.000004".to_owned())
+        );
+        assert_eq!(
+            next_relay_file(
+                "./mariadb-relay-bin.000003",
+                "./mariadb-relay-bin.000004;pos=4"
+            ),
+            Some("./mariadb-relay-bin.000004".to_owned())
+        );
+        assert_eq!(
+            next_relay_file("./mariadb-relay-bin.000003", "mariadb-bin.000002;pos=4"),
+            None
+        );
+        assert_eq!(
+            next_relay_file(
+                "./mariadb-relay-bin.000003",
+                "mariadb-relay-bin.000003;pos=4"
+            ),
+            None
+        );
+        assert_eq!(next_relay_file("./mariadb-relay-bin.000003", "x"), None);
     }
 
     #[test]

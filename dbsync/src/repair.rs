@@ -7,14 +7,18 @@ use std::time::{Duration, Instant};
 use mysql_async::Value;
 
 use crate::config::Config;
-use crate::db::{text_col, Db};
+use crate::db::{num_col, text_col, Db};
 use crate::error::{Error, Result};
 use crate::gtid::{Gtid, GtidPos};
 use crate::observe::{slave_status, SlaveStatus};
-use crate::relaylog::{parse_error_text, parse_group, FailingGroup};
+use crate::relaylog::{next_relay_file, parse_error_text, FailingGroup, GroupScan};
 
-/// How many relay-log events are read to find the end of the failing group.
+/// How many relay-log events are read per `SHOW RELAYLOG EVENTS`.
 const EVENTS_READ: u32 = 500;
+
+/// How many pages (across relay-log files) are read at most to find the end of the failing
+/// group; a group not ended by then is refused, never skipped on a partial table list.
+const PAGES_READ: u32 = 40;
 
 /// What `repair` found on one replica, and what it did.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -50,15 +54,21 @@ pub fn refusal(cfg: &Config, errno: u32, group: &FailingGroup) -> Option<String>
     if group.gtid.is_none() {
         return Some("the failing GTID could not be determined".into());
     }
-    if group.tables.is_empty() {
-        return Some("the failing event group names no table".into());
-    }
     for (db, t) in &group.tables {
         let allowed =
             db == cfg.database.as_str() && cfg.repair_tables.iter().any(|r| r.as_str() == t);
         if !allowed {
             return Some(format!("table {db}.{t} is not on the repair allowlist"));
         }
+    }
+    if !group.complete {
+        return Some(
+            "the failing event group was not read to its end, so its table list may be partial"
+                .into(),
+        );
+    }
+    if group.tables.is_empty() {
+        return Some("the failing event group names no table".into());
     }
     None
 }
@@ -73,26 +83,71 @@ fn safe_log_name(name: &str) -> Option<&str> {
     ok.then_some(name)
 }
 
-/// Finds the failing group: the relay log first, the error text as a cross-check and fallback.
+/// Reads the failing group from the relay log at the SQL thread's position, page by page and
+/// across relay-log files, until the group ends or `PAGES_READ` pages were read. Returns the
+/// scan (incomplete when it never ended) and the statements it ran.
+async fn read_relay_log(db: &mut Db, file: &str, pos: u64) -> Result<(GroupScan, Vec<String>)> {
+    let mut scan = GroupScan::default();
+    let mut statements = Vec::new();
+    let mut file = file.to_owned();
+    // FROM the last event seen, skipping it (LIMIT 1, n): relay-log positions of the next
+    // event are not in the rows, only where each event starts.
+    let mut from = (pos, 0u32);
+    for _ in 0..PAGES_READ {
+        let Some(name) = safe_log_name(&file) else {
+            break;
+        };
+        let sql = format!(
+            "SHOW RELAYLOG EVENTS IN '{name}' FROM {} LIMIT {}, {EVENTS_READ}",
+            from.0, from.1
+        );
+        statements.push(sql.clone());
+        let rows = db.text(&sql).await?;
+        let events: Vec<(String, String, u64)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    text_col(r, "Event_type"),
+                    text_col(r, "Info"),
+                    num_col(r, "Pos"),
+                )
+            })
+            .collect();
+        scan.feed(events.iter().map(|(k, i, _)| (k.as_str(), i.as_str())));
+        if scan.ended() {
+            break;
+        }
+        let Some((kind, info, last_pos)) = events.last() else {
+            break;
+        };
+        if events.len() == EVENTS_READ as usize {
+            from = (*last_pos, 1);
+            continue;
+        }
+        // The end of this file: it goes on in the next one only if it ends with the relay
+        // log's own rotation (otherwise the rest has not arrived yet).
+        match (kind.as_str(), next_relay_file(&file, info)) {
+            ("Rotate", Some(next)) => {
+                file = next;
+                from = (4, 0);
+            }
+            _ => break,
+        }
+    }
+    Ok((scan, statements))
+}
+
+/// Finds the failing group: the relay log first, the error text as a cross-check and fallback
+/// (which is never complete, so a repair refuses it).
 pub async fn failing_group(db: &mut Db, st: &SlaveStatus) -> Result<(FailingGroup, String)> {
     let from_error = parse_error_text(&st.last_sql_error);
     let mut statements = Vec::new();
     let from_log = match safe_log_name(&st.relay_log_file) {
         Some(file) if st.relay_log_pos > 0 => {
-            let sql = format!(
-                "SHOW RELAYLOG EVENTS IN '{file}' FROM {} LIMIT {EVENTS_READ}",
-                st.relay_log_pos
-            );
-            statements.push(sql.clone());
-            match db.text(&sql).await {
-                Ok(rows) => {
-                    let events: Vec<(String, String)> = rows
-                        .iter()
-                        .map(|r| (text_col(r, "Event_type"), text_col(r, "Info")))
-                        .collect();
-                    Some(parse_group(
-                        events.iter().map(|(k, i)| (k.as_str(), i.as_str())),
-                    ))
+            match read_relay_log(db, file, st.relay_log_pos).await {
+                Ok((scan, shown)) => {
+                    statements = shown;
+                    Some(scan.into_group())
                 }
                 Err(e) => {
                     tracing::warn!(event = "relaylog_unreadable", server = %db.name, error = %e);
@@ -155,9 +210,11 @@ async fn moved_on(db: &mut Db, gtid: Gtid, within: Duration) -> Result<bool> {
                     .parse::<GtidPos>()
                     .unwrap_or_default()
                     .get(gtid.domain);
+                // Skipped means recorded as applied: the domain's position reached it.
+                let skipped = applied.is_some_and(|g| g.seq >= gtid.seq);
                 let past = applied.is_some_and(|g| g.seq > gtid.seq);
                 let nothing_newer = received.is_none_or(|g| g.seq <= gtid.seq);
-                if past || nothing_newer {
+                if skipped && (past || nothing_newer) {
                     return Ok(true);
                 }
             } else if st.last_sql_errno != 0 {
@@ -219,6 +276,15 @@ pub async fn repair_replica(cfg: &Config, db: &mut Db, dry_run: bool) -> Result<
     } else {
         "skipped".into()
     };
+    // No MASTER_GTID_WAIT() of this process may wait on this server from STOP SLAVE to START
+    // SLAVE: SET GLOBAL gtid_slave_pos resets MariaDB's GTID slave state, destroying the
+    // condition a waiter sleeps on while it holds the locks the waiter needs to leave, and the
+    // server deadlocks for good (START SLAVE and SHOW SLAVE STATUS then hang until a restart).
+    let gate = if dry_run {
+        None
+    } else {
+        Some(db.exclusive_replica_control(cfg.timeout_s).await?)
+    };
     let shown = record(db, &r, dry_run).await?;
     r.statements.push(shown);
     r.statements.push("STOP SLAVE".into());
@@ -251,6 +317,7 @@ pub async fn repair_replica(cfg: &Config, db: &mut Db, dry_run: bool) -> Result<
     let set_result = db.run(set, vec![pos.to_string().into()]).await;
     // Start again whatever happened, so a failed skip never leaves the replica stopped by dbsync.
     db.text("START SLAVE").await?;
+    drop(gate);
     set_result?;
     if !moved_on(db, gtid, Duration::from_secs(cfg.timeout_s)).await? {
         r.outcome = "skipped, but the replica did not move on".into();
@@ -359,6 +426,35 @@ mod tests {
             ..group(&[("hasip", "location")])
         };
         assert!(refusal(&cfg(), 1062, &no_gtid).is_some());
+    }
+
+    #[test]
+    fn a_group_not_read_to_its_end_is_refused() {
+        // Too long for the pages read, cut off at a relay-log file that was not followed, or
+        // known only from Last_SQL_Error: more tables may follow the ones seen.
+        let partial = FailingGroup {
+            complete: false,
+            ..group(&[("hasip", "location")])
+        };
+        let why = refusal(&cfg(), 1062, &partial).unwrap();
+        assert!(why.contains("not read to its end"), "{why}");
+        let fallback = crate::relaylog::parse_error_text(
+            "Could not execute Update_rows_v1 event on table hasip.location; Can't find record \
+             in 'location', Error_code: 1032; handler error HA_ERR_KEY_NOT_FOUND; the event's \
+             master log mariadb-bin.000001, end_log_pos 1234, Gtid 1-1-15, Internal MariaDB \
+             error code: 1032",
+        );
+        assert!(fallback.gtid.is_some());
+        assert!(refusal(&cfg(), 1032, &fallback).is_some());
+        // The same group once read on to its commit is repaired.
+        let mut scan = crate::relaylog::GroupScan::default();
+        scan.feed([
+            ("Gtid", "BEGIN GTID 1-1-15"),
+            ("Table_map", "table_id: 33 (hasip.location)"),
+        ]);
+        assert!(!scan.ended());
+        scan.feed([("Xid", "COMMIT /* xid=9 */")]);
+        assert_eq!(refusal(&cfg(), 1032, &scan.into_group()), None);
     }
 
     #[test]

@@ -219,14 +219,20 @@ async fn wait_caught_up(
     if wanted.is_empty() {
         return Ok(());
     }
-    let waited: Option<i64> = replica
-        .query_value(
-            "SELECT MASTER_GTID_WAIT(?, ?)",
-            (&wanted, limit.as_secs_f64()),
-        )
-        .await?;
-    if waited == Some(0) {
-        return Ok(());
+    // Polled, not MASTER_GTID_WAIT(): MariaDB 10.11 deadlocks a server for good when
+    // SET GLOBAL gtid_slave_pos (a dbsync repair) runs while a MASTER_GTID_WAIT() waits there.
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let applied: String = replica
+            .query_value("SELECT @@GLOBAL.gtid_slave_pos", ())
+            .await?;
+        if covers(&applied, &wanted) {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let status = replica
         .slave_status()
@@ -239,9 +245,40 @@ async fn wait_caught_up(
     ))
 }
 
+/// True when GTID position `applied` has reached every `domain-server-seq` of `wanted` (per
+/// domain, as MariaDB positions are).
+fn covers(applied: &str, wanted: &str) -> bool {
+    let parse = |g: &str| -> Option<(u64, u64)> {
+        let mut parts = g.trim().split('-');
+        let domain = parts.next()?.parse().ok()?;
+        let _server = parts.next()?;
+        let seq = parts.next()?.parse().ok()?;
+        Some((domain, seq))
+    };
+    let applied: Vec<(u64, u64)> = applied.split(',').filter_map(parse).collect();
+    wanted
+        .split(',')
+        .filter_map(parse)
+        .all(|(domain, seq)| applied.iter().any(|&(d, s)| d == domain && s >= seq))
+}
+
 async fn conn_query(conn: &mut mysql_async::Conn, sql: &str) -> anyhow::Result<()> {
     use mysql_async::prelude::Queryable;
     conn.query_drop(sql)
         .await
         .with_context(|| format!("SQL statement failed: {sql}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::covers;
+
+    #[test]
+    fn positions_cover_per_domain() {
+        assert!(covers("1-1-10,2-2-3", "1-1-10"));
+        assert!(covers("1-1-11,2-2-3", "1-1-10,2-2-3"));
+        assert!(!covers("1-1-9,2-2-3", "1-1-10"));
+        assert!(!covers("2-2-30", "1-1-10"));
+        assert!(covers("", ""));
+    }
 }

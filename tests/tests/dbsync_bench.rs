@@ -2,8 +2,8 @@
 //! MariaDB pair it measures, in the same run:
 //! - `dbsync checksum` of an N-row location table (default 1,000,000) against
 //!   `pt-table-checksum` (Debian percona-toolkit) on the same table;
-//! - how long `dbsync watch` takes to detect and to repair a 1062 under write load;
-//! - the same breakage handled by `pt-slave-restart`, and whether the pair ends identical.
+//! - how long `dbsync watch` takes to detect and to repair a 1062 and a 1032 under write load;
+//! - the same breakages handled by `pt-slave-restart`, and whether the pair ends identical.
 //!
 //! It prints figures and asserts none of them: timings never decide a test.
 
@@ -135,19 +135,151 @@ async fn write_load(opts: Opts, prefix: &'static str, stop: Arc<AtomicBool>, don
     }
 }
 
-/// Makes B fail with 1062: B gets the binding locally (unlogged, older), then A writes it.
-async fn break_b(pair: &MariaDbPair, ruid: &str) -> anyhow::Result<Instant> {
-    let mut conn = pair.b.conn().await?;
-    conn.query_drop("SET SESSION sql_log_bin = 0").await?;
-    conn.exec_drop(
-        "INSERT INTO location (ruid, username, contact, expires, last_modified) \
-         VALUES (?, 'u', 'sip:older@10.0.0.2', NOW(6) + INTERVAL 1 HOUR, NOW(6))",
-        (ruid,),
-    )
-    .await?;
-    conn.disconnect().await?;
-    insert_binding(&pair.a, ruid, "sip:newer@10.0.0.1").await?;
+/// The breakages measured: both kinds the issue names.
+#[derive(Debug, Clone, Copy)]
+enum Breakage {
+    /// 1062: B holds an older copy of a binding (written unlogged), then A inserts it.
+    DuplicateKey,
+    /// 1032: a binding vanishes from B alone (deleted unlogged), then A refreshes it.
+    MissingRow,
+}
+
+impl Breakage {
+    fn errno(self) -> u32 {
+        match self {
+            Breakage::DuplicateKey => 1062,
+            Breakage::MissingRow => 1032,
+        }
+    }
+}
+
+/// Breaks B's replication from A on `ruid`; returns when A's conflicting write committed.
+/// Either way A's write is the newer one, `sip:newer@10.0.0.1`, which must end on both.
+async fn break_b(pair: &MariaDbPair, ruid: &str, kind: Breakage) -> anyhow::Result<Instant> {
+    match kind {
+        Breakage::DuplicateKey => {
+            let mut conn = pair.b.conn().await?;
+            conn.query_drop("SET SESSION sql_log_bin = 0").await?;
+            conn.exec_drop(
+                "INSERT INTO location (ruid, username, contact, expires, last_modified) \
+                 VALUES (?, 'u', 'sip:older@10.0.0.2', NOW(6) + INTERVAL 1 HOUR, NOW(6))",
+                (ruid,),
+            )
+            .await?;
+            conn.disconnect().await?;
+            insert_binding(&pair.a, ruid, "sip:newer@10.0.0.1").await?;
+        }
+        Breakage::MissingRow => {
+            insert_binding(&pair.a, ruid, "sip:older@10.0.0.1").await?;
+            wait_for("the binding on B", LIMIT, || async {
+                Ok(contact_of(&pair.b, ruid).await?.is_some())
+            })
+            .await?;
+            let (n, _) = pair
+                .b
+                .exec_unlogged("DELETE FROM location WHERE ruid = ?", (ruid,))
+                .await?;
+            if n != 1 {
+                bail!("{ruid}: nothing deleted on B");
+            }
+            if refresh_binding(&pair.a, ruid, "sip:newer@10.0.0.1").await? != 1 {
+                bail!("{ruid}: nothing refreshed on A");
+            }
+        }
+    }
     Ok(Instant::now())
+}
+
+/// Breaks B `BREAKAGES` times with `kind` while `watch` runs; returns the detection times
+/// (until the repair is logged) and the repair times (until B replicates again and holds A's
+/// newer row).
+async fn measure(
+    pair: &MariaDbPair,
+    kind: Breakage,
+) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
+    let (mut detect, mut repair) = (Vec::new(), Vec::new());
+    for i in 0..BREAKAGES {
+        let ruid = format!("broken-{}-{i}", kind.errno());
+        let logged = repair_log(&pair.b).await?.len();
+        let t0 = break_b(pair, &ruid, kind).await?;
+        let mut detected = None;
+        let deadline = t0 + Duration::from_secs(120);
+        loop {
+            if detected.is_none() && repair_log(&pair.b).await?.len() > logged {
+                detected = Some(t0.elapsed());
+            }
+            if detected.is_some()
+                && pair.b.slave_status().await?.is_running()
+                && contact_of(&pair.b, &ruid).await?.as_deref() == Some("sip:newer@10.0.0.1")
+            {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("{kind:?} {i} not repaired within 120 s");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        repair.push(t0.elapsed());
+        detect.push(detected.unwrap_or_default());
+        let log = repair_log(&pair.b).await?;
+        if !log.iter().skip(logged).any(|(e, _, _)| *e == kind.errno()) {
+            bail!(
+                "{kind:?} {i}: no {} in the repair log: {log:?}",
+                kind.errno()
+            );
+        }
+    }
+    Ok((detect, repair))
+}
+
+/// The same breakage left to `pt-slave-restart`: prints whether the pair ends identical.
+async fn with_pt_slave_restart(
+    pair: &MariaDbPair,
+    cfg: &Config,
+    kind: Breakage,
+) -> anyhow::Result<()> {
+    let ruid = format!("broken-pt-{}", kind.errno());
+    break_b(pair, &ruid, kind).await?;
+    wait_for("the error on B", LIMIT, || async {
+        Ok(pair.b.slave_status().await?.last_sql_errno == kind.errno())
+    })
+    .await?;
+    let out = Command::new("pt-slave-restart")
+        .arg(format!("h=127.0.0.1,P={},u=root", pair.b.port()))
+        .args([
+            "--error-numbers=1062,1032",
+            "--run-time=5s",
+            "--no-version-check",
+            "--sleep=1",
+        ])
+        .output()
+        .context("running pt-slave-restart")?;
+    pair.wait_replicated_within(Duration::from_secs(120))
+        .await?;
+    let (mut a, mut b) = connect(cfg).await?;
+    let r = hasip_dbsync::checksum::run(cfg, &mut a, &mut b, false).await?;
+    a.close().await;
+    b.close().await;
+    let differing: usize = r
+        .iter()
+        .flat_map(|t| t.differing.iter())
+        .map(|d| d.keys.len())
+        .sum();
+    println!(
+        "pt-slave-restart on the same {}: replica {}, pair {} ({differing} differing rows; B holds {:?}, A holds {:?})",
+        kind.errno(),
+        if pair.b.slave_status().await?.is_running() { "running" } else { "stopped" },
+        if r.iter().all(|t| t.identical()) { "identical" } else { "DIVERGED" },
+        contact_of(&pair.b, &ruid).await?,
+        contact_of(&pair.a, &ruid).await?,
+    );
+    if !out.status.success() {
+        println!(
+            "  pt-slave-restart: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
 }
 
 fn stats(v: &mut [Duration]) -> String {
@@ -247,35 +379,14 @@ async fn dbsync_benchmark() -> anyhow::Result<()> {
         Ok(hasip_dbsync::observe::status(&cfg).await.health.exit_code() == 0)
     })
     .await?;
-    let (mut detect, mut repair) = (Vec::new(), Vec::new());
     let load_start = (
         done_a.load(Ordering::Relaxed),
         done_b.load(Ordering::Relaxed),
         Instant::now(),
     );
-    for i in 0..BREAKAGES {
-        let ruid = format!("broken-{i}");
-        let logged = repair_log(&pair.b).await?.len();
-        let t0 = break_b(&pair, &ruid).await?;
-        let mut detected = None;
-        let deadline = t0 + Duration::from_secs(120);
-        loop {
-            if detected.is_none() && repair_log(&pair.b).await?.len() > logged {
-                detected = Some(t0.elapsed());
-            }
-            if detected.is_some()
-                && pair.b.slave_status().await?.is_running()
-                && contact_of(&pair.b, &ruid).await?.as_deref() == Some("sip:newer@10.0.0.1")
-            {
-                break;
-            }
-            if Instant::now() > deadline {
-                bail!("breakage {i} not repaired within 120 s");
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        repair.push(t0.elapsed());
-        detect.push(detected.unwrap_or_default());
+    let mut measured = Vec::new();
+    for kind in [Breakage::DuplicateKey, Breakage::MissingRow] {
+        measured.push((kind, measure(&pair, kind).await?));
     }
     let secs = load_start.2.elapsed().as_secs_f64();
     let writes = done_a.load(Ordering::Relaxed) + done_b.load(Ordering::Relaxed)
@@ -285,16 +396,21 @@ async fn dbsync_benchmark() -> anyhow::Result<()> {
     let _ = tokio::time::timeout(LIMIT, wa).await;
     let _ = tokio::time::timeout(LIMIT, wb).await;
     watch.stop().await?;
-    println!(
-        "dbsync watch, {BREAKAGES} x 1062 under {:.0} writes/s on both masters ({n} rows): detected {}; repaired (newer row on both) {}",
-        writes as f64 / secs,
-        stats(&mut detect),
-        stats(&mut repair)
-    );
-    let (mut a, mut b) = connect(&cfg).await?;
+    for (kind, (mut detect, mut repair)) in measured {
+        println!(
+            "dbsync watch, {BREAKAGES} x {} under {:.0} writes/s on both masters ({n} rows): detected {}; repaired (newer row on both) {}",
+            kind.errno(),
+            writes as f64 / secs,
+            stats(&mut detect),
+            stats(&mut repair)
+        );
+    }
     pair.wait_replicated_within(Duration::from_secs(120))
         .await?;
+    let (mut a, mut b) = connect(&cfg).await?;
     let r = hasip_dbsync::checksum::run(&cfg, &mut a, &mut b, false).await?;
+    a.close().await;
+    b.close().await;
     println!(
         "  after dbsync: pair {}",
         if r.iter().all(|t| t.identical()) {
@@ -304,45 +420,9 @@ async fn dbsync_benchmark() -> anyhow::Result<()> {
         }
     );
 
-    // The same breakage handled by pt-slave-restart.
-    let ruid = "broken-pt";
-    break_b(&pair, ruid).await?;
-    wait_for("1062 on B", LIMIT, || async {
-        Ok(pair.b.slave_status().await?.last_sql_errno == 1062)
-    })
-    .await?;
-    let out = Command::new("pt-slave-restart")
-        .arg(format!("h=127.0.0.1,P={},u=root", pair.b.port()))
-        .args([
-            "--error-numbers=1062,1032",
-            "--run-time=5s",
-            "--no-version-check",
-            "--sleep=1",
-        ])
-        .output()
-        .context("running pt-slave-restart")?;
-    pair.wait_replicated_within(Duration::from_secs(120))
-        .await?;
-    let r = hasip_dbsync::checksum::run(&cfg, &mut a, &mut b, false).await?;
-    let differing: usize = r
-        .iter()
-        .flat_map(|t| t.differing.iter())
-        .map(|d| d.keys.len())
-        .sum();
-    println!(
-        "pt-slave-restart on the same 1062: replica {}, pair {} ({differing} differing rows; B holds {:?}, A holds {:?})",
-        if pair.b.slave_status().await?.is_running() { "running" } else { "stopped" },
-        if r.iter().all(|t| t.identical()) { "identical" } else { "DIVERGED" },
-        contact_of(&pair.b, ruid).await?,
-        contact_of(&pair.a, ruid).await?,
-    );
-    if !out.status.success() {
-        println!(
-            "  pt-slave-restart: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+    // The same breakages handled by pt-slave-restart.
+    for kind in [Breakage::DuplicateKey, Breakage::MissingRow] {
+        with_pt_slave_restart(&pair, &cfg, kind).await?;
     }
-    a.close().await;
-    b.close().await;
     Ok(())
 }

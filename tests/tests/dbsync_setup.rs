@@ -3,6 +3,8 @@
 
 mod dbsync_support;
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use anyhow::Context;
 use dbsync_support::*;
 use hasip_dbsync::config::Secret;
@@ -10,6 +12,81 @@ use hasip_dbsync::setup::{run, Admin};
 use hasip_tests::mariadb_server::{Binaries, ServerRole};
 use hasip_tests::sql::sql_dir;
 use hasip_tests::MariaDbServer;
+
+/// The privileges of `user` on `server` by object (`*.*`, `` `hasip`.* ``), from SHOW GRANTS
+/// for every host the user has; fails on a grant that can be passed on.
+async fn grants_of(
+    server: &MariaDbServer,
+    user: &str,
+) -> anyhow::Result<BTreeMap<String, BTreeSet<String>>> {
+    let hosts: Vec<String> = server
+        .query_rows("SELECT host FROM mysql.user WHERE user = ?", (user,))
+        .await?
+        .into_iter()
+        .filter_map(|r| r.get_opt::<String, usize>(0).and_then(Result::ok))
+        .collect();
+    anyhow::ensure!(
+        hosts.len() == 1,
+        "{user} on {}: hosts {hosts:?}",
+        server.name()
+    );
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for host in hosts {
+        let rows = server
+            .query_rows(&format!("SHOW GRANTS FOR '{user}'@'{host}'"), ())
+            .await?;
+        for r in rows {
+            let line: String = r.get_opt(0).and_then(Result::ok).unwrap_or_default();
+            anyhow::ensure!(!line.contains("WITH GRANT OPTION"), "{line}");
+            let rest = line.strip_prefix("GRANT ").context(line.clone())?;
+            let (privs, rest) = rest.split_once(" ON ").context(line.clone())?;
+            let (object, _) = rest.split_once(" TO ").context(line.clone())?;
+            out.entry(object.to_owned())
+                .or_default()
+                .extend(privs.split(", ").map(str::to_owned));
+        }
+    }
+    Ok(out)
+}
+
+/// The grants `setup` gives: the replication user may only fetch binlogs; the monitor user may
+/// watch and control replication and write the application tables, nothing else (no SUPER, no
+/// DDL, no other database).
+async fn assert_least_privilege(
+    server: &MariaDbServer,
+    cfg: &hasip_dbsync::Config,
+) -> anyhow::Result<()> {
+    let set = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<BTreeSet<_>>();
+    let repl = grants_of(server, cfg.setup.replication_user.as_str()).await?;
+    assert_eq!(
+        repl,
+        BTreeMap::from([("*.*".to_owned(), set(&["REPLICATION SLAVE"]))]),
+        "replication user on {}",
+        server.name()
+    );
+    let monitor = grants_of(server, &cfg.a.user).await?;
+    assert_eq!(
+        monitor,
+        BTreeMap::from([
+            (
+                "*.*".to_owned(),
+                set(&[
+                    "SLAVE MONITOR",
+                    "BINLOG MONITOR",
+                    "REPLICATION SLAVE ADMIN",
+                    "BINLOG ADMIN"
+                ])
+            ),
+            (
+                "`hasip`.*".to_owned(),
+                set(&["SELECT", "INSERT", "UPDATE", "DELETE"])
+            ),
+        ]),
+        "dbsync user on {}",
+        server.name()
+    );
+    Ok(())
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn setup_makes_fresh_servers_cross_replicate_and_is_idempotent() -> anyhow::Result<()> {
@@ -50,6 +127,10 @@ async fn setup_makes_fresh_servers_cross_replicate_and_is_idempotent() -> anyhow
         "setup output mentions a password: {first}"
     );
 
+    for server in [&a, &b] {
+        assert_least_privilege(server, &cfg).await?;
+    }
+
     // Both directions carry writes, and the dbsync user can do its job.
     insert_binding(&a, "from-a", "sip:a@10.0.0.1").await?;
     insert_binding(&b, "from-b", "sip:b@10.0.0.2").await?;
@@ -74,6 +155,10 @@ async fn setup_makes_fresh_servers_cross_replicate_and_is_idempotent() -> anyhow
         "{second}"
     );
     assert_eq!(status_code(&cfg).await, 0, "status after the second setup");
+    // The second run granted nothing more.
+    for server in [&a, &b] {
+        assert_least_privilege(server, &cfg).await?;
+    }
 
     let (mut da, mut db) = connect(&cfg).await?;
     let results = hasip_dbsync::checksum::run(&cfg, &mut da, &mut db, false).await?;

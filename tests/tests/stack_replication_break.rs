@@ -20,8 +20,6 @@ async fn broken_replication_is_repaired_under_load() -> anyhow::Result<()> {
 
 /// Five conflicting writes, so B's SQL thread stops again soon after each repair.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "dbsync problem seen here: repairs following each other within about a second \
-            leave START SLAVE (and then SHOW SLAVE STATUS) hanging on B with MariaDB 10.11"]
 async fn repeatedly_broken_replication_is_repaired_under_load() -> anyhow::Result<()> {
     break_and_repair(&[5, 6, 7, 8, 9]).await
 }
@@ -37,7 +35,9 @@ async fn break_and_repair(tenths: &[usize]) -> anyhow::Result<()> {
 
     // Everyone registers once, so the refreshes below update existing rows.
     let port = free_udp_port()?;
-    let first = Sipp::start_from(stack.edge.udp, &users, 500, port)?
+    // Set-up, not the subject: slower than the refresh below, so a loaded machine does not
+    // fail it with retransmissions.
+    let first = Sipp::start_from(stack.edge.udp, &users, 250, port)?
         .finish()
         .await?;
     assert!(
