@@ -155,8 +155,12 @@ impl Row {
     }
 
     /// How many times better hasip is (above 1: better), from the medians; `None`
-    /// without a reference or when a median is zero.
+    /// without a reference, when a median is zero, and for counts that must be zero
+    /// (failures), where a ratio says nothing.
     pub fn ratio(&self) -> Option<f64> {
+        if self.rule == Some(Rule::HasipZero) {
+            return None;
+        }
         let (h, r) = (self.hasip_median(), self.reference_median()?);
         let ratio = match self.better {
             Better::Higher => h / r,
