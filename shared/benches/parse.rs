@@ -120,6 +120,7 @@ fn print_ratios() {
             "{name:>9} parse: hasip {hasip:>8.0} ns, rsip {rsip:>8.0} ns, hasip is {:.1}x faster",
             rsip / hasip
         );
+        record(&format!("parse ({name})"), hasip, rsip, ">=3x");
         let (typed, rsip) = ns_per_call_pair(
             rounds,
             || {
@@ -131,6 +132,7 @@ fn print_ratios() {
             "{name:>9} parse+typed: hasip {typed:>8.0} ns, rsip {rsip:>8.0} ns, hasip is {:.1}x faster",
             rsip / typed
         );
+        record(&format!("parse + typed headers ({name})"), typed, rsip, "");
         let msg = hasip_parse(&bytes, &limits);
         let parsed = rsip_parse(&bytes);
         let mut out = BytesMut::with_capacity(4096);
@@ -143,6 +145,36 @@ fn print_ratios() {
             "{name:>9} write: hasip (edit+write) {hasip_write:>8.0} ns, rsip {rsip_write:>8.0} ns, hasip is {:.1}x faster",
             rsip_write / hasip_write
         );
+        record(
+            &format!("edit + write ({name})"),
+            hasip_write,
+            rsip_write,
+            "",
+        );
+    }
+}
+
+/// Appends one same-run comparison (ns per message) and its target, if any, to the file
+/// named by `BENCH_RESULTS`, in the figures format of `bench/README.md`.
+fn record(metric: &str, hasip_ns: f64, rsip_ns: f64, rule: &str) {
+    use std::io::Write;
+    let Ok(path) = std::env::var("BENCH_RESULTS") else {
+        return;
+    };
+    let mut lines = format!(
+        "figure\tparser\t{metric} ns\thasip\t{hasip_ns}\tns\tlower\n\
+         figure\tparser\t{metric} ns\trsip\t{rsip_ns}\tns\tlower\n"
+    );
+    if !rule.is_empty() {
+        lines.push_str(&format!("target\tparser\t{metric} ns\t{rule}\n"));
+    }
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(lines.as_bytes()));
+    if let Err(e) = written {
+        eprintln!("cannot append to BENCH_RESULTS={path}: {e}");
     }
 }
 

@@ -1,5 +1,6 @@
 //! hasip-tests: the one shared harness of the cross-component tests.
 //!
+//! - [`bench_results`]: the figures line each benchmark appends for `bench/run-all`.
 //! - [`mariadb_pair`]: a throw-away MariaDB master-master pair (GTID replication
 //!   both ways, durable settings, schema and users applied): what registrar,
 //!   dbsync and whole-stack tests run against.
@@ -15,6 +16,7 @@
 //!
 //! The tests themselves live in `tests/tests/`.
 
+pub mod bench_results;
 pub mod mariadb_pair;
 pub mod mariadb_server;
 pub mod mariadb_template;

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use dbsync_support::*;
 use hasip_dbsync::Config;
-use hasip_tests::{MariaDbPair, MariaDbServer};
+use hasip_tests::{bench_results, MariaDbPair, MariaDbServer};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts};
 
@@ -260,11 +260,15 @@ async fn with_pt_slave_restart(
     let r = hasip_dbsync::checksum::run(cfg, &mut a, &mut b, false).await?;
     a.close().await;
     b.close().await;
-    let differing: usize = r
-        .iter()
-        .flat_map(|t| t.differing.iter())
-        .map(|d| d.keys.len())
-        .sum();
+    let differing = differing_rows(&r);
+    bench_results::figure(
+        "dbsync",
+        "rows differing after the breakages",
+        "pt-slave-restart",
+        differing as f64,
+        "rows",
+        "lower",
+    );
     println!(
         "pt-slave-restart on the same {}: replica {}, pair {} ({differing} differing rows; B holds {:?}, A holds {:?})",
         kind.errno(),
@@ -359,6 +363,26 @@ async fn dbsync_benchmark() -> anyhow::Result<()> {
         );
     }
 
+    for (mine, theirs) in one.iter().zip(&theirs) {
+        bench_results::figure(
+            "dbsync",
+            "checksum rows/s",
+            "hasip",
+            rate(*mine),
+            "rows/s",
+            "higher",
+        );
+        bench_results::figure(
+            "dbsync",
+            "checksum rows/s",
+            "pt-table-checksum",
+            rate(*theirs),
+            "rows/s",
+            "higher",
+        );
+    }
+    bench_results::target("dbsync", "checksum rows/s", ">=2x");
+
     // Breakage under write load, repaired by dbsync watch.
     let stop = Arc::new(AtomicBool::new(false));
     let (done_a, done_b) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
@@ -404,6 +428,24 @@ async fn dbsync_benchmark() -> anyhow::Result<()> {
             stats(&mut detect),
             stats(&mut repair)
         );
+        for (d, r) in detect.iter().zip(&repair) {
+            bench_results::figure(
+                "dbsync",
+                &format!("{} detected after, s", kind.errno()),
+                "hasip",
+                d.as_secs_f64(),
+                "s",
+                "lower",
+            );
+            bench_results::figure(
+                "dbsync",
+                &format!("{} repaired after, s", kind.errno()),
+                "hasip",
+                r.as_secs_f64(),
+                "s",
+                "lower",
+            );
+        }
     }
     pair.wait_replicated_within(Duration::from_secs(120))
         .await?;
@@ -411,6 +453,15 @@ async fn dbsync_benchmark() -> anyhow::Result<()> {
     let r = hasip_dbsync::checksum::run(&cfg, &mut a, &mut b, false).await?;
     a.close().await;
     b.close().await;
+    bench_results::figure(
+        "dbsync",
+        "rows differing after the breakages",
+        "hasip",
+        differing_rows(&r) as f64,
+        "rows",
+        "lower",
+    );
+    bench_results::target("dbsync", "rows differing after the breakages", "hasip=0");
     println!(
         "  after dbsync: pair {}",
         if r.iter().all(|t| t.identical()) {
@@ -425,4 +476,13 @@ async fn dbsync_benchmark() -> anyhow::Result<()> {
         with_pt_slave_restart(&pair, &cfg, kind).await?;
     }
     Ok(())
+}
+
+/// Rows that differ between the servers, over every table a checksum compared.
+fn differing_rows(tables: &[hasip_dbsync::checksum::TableChecksum]) -> usize {
+    tables
+        .iter()
+        .flat_map(|t| t.differing.iter())
+        .map(|d| d.keys.len())
+        .sum()
 }
