@@ -53,8 +53,12 @@ impl Ring {
 
     fn rebuild(&mut self) {
         let mut points = Vec::with_capacity(self.addrs.len() * self.virtual_nodes as usize);
+        // With every registrar marked down, every one is tried again: the marks come
+        // from probes and transactions that timed out, and a core that is only slow
+        // (a burst after an outage) should answer late rather than get no chance.
+        let nobody_up = !self.up.contains(&true);
         for (index, (&addr, &up)) in self.addrs.iter().zip(&self.up).enumerate() {
-            if up {
+            if up || nobody_up {
                 points.extend((0..self.virtual_nodes).map(|replica| VNode {
                     index,
                     addr,
@@ -89,7 +93,8 @@ impl Ring {
         }
     }
 
-    /// The live registrar that owns `aor`; `None` when every registrar is down.
+    /// The live registrar that owns `aor` (any registrar when every one is marked down);
+    /// `None` only when none is configured.
     pub fn choose(&self, aor: &str) -> Option<usize> {
         self.live.get(&aor).map(|point| point.index)
     }
@@ -219,12 +224,20 @@ mod tests {
     }
 
     #[test]
-    fn all_down_chooses_nothing() {
+    fn all_down_tries_every_registrar_again() {
         let mut ring = Ring::new(addrs(2), 8);
+        let owner = ring.choose("sip:a@b");
         ring.set_up(0, false);
         ring.set_up(1, false);
-        assert_eq!(ring.choose("sip:a@b"), None);
-        assert_eq!(ring.next_after("sip:a@b", &[]), None);
+        assert!(!ring.is_up(0) && !ring.is_up(1));
+        // The owner is the one it was with everyone up, then the other one, then nobody.
+        assert_eq!(ring.choose("sip:a@b"), owner);
+        let first = owner.unwrap_or_default();
+        assert_eq!(ring.next_after("sip:a@b", &[first]), Some(1 - first));
+        assert_eq!(ring.next_after("sip:a@b", &[0, 1]), None);
+        // One back up takes everything.
+        ring.set_up(1, true);
+        assert_eq!(ring.choose("sip:a@b"), Some(1));
         assert!(!ring.set_up(7, true));
         assert!(!ring.is_up(7));
     }
