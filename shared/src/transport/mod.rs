@@ -154,6 +154,9 @@ pub struct TransportOptions {
     pub inbound_queue: usize,
     /// Capacity of each TCP connection's write queue (messages).
     pub write_queue: usize,
+    /// Receive buffer of each UDP socket, in bytes (0 keeps the system default); the
+    /// kernel caps it at `net.core.rmem_max`.
+    pub udp_recv_buffer: usize,
 }
 
 impl Default for TransportOptions {
@@ -168,6 +171,7 @@ impl Default for TransportOptions {
             write_timeout: Duration::from_secs(10),
             inbound_queue: 4096,
             write_queue: 64,
+            udp_recv_buffer: 4 << 20,
         }
     }
 }
@@ -249,7 +253,8 @@ impl Transports {
         for spec in specs {
             match spec.transport {
                 Transport::Udp => {
-                    let endpoint = udp::UdpEndpoint::bind(spec.addr).await?;
+                    let endpoint =
+                        udp::UdpEndpoint::bind(spec.addr, options.udp_recv_buffer).await?;
                     bound.push(ListenSpec {
                         transport: Transport::Udp,
                         addr: endpoint.local,

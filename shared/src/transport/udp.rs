@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::watch;
@@ -28,9 +29,21 @@ pub(crate) struct UdpEndpoint {
 }
 
 impl UdpEndpoint {
-    /// Binds a socket and learns its actual address.
-    pub(crate) async fn bind(addr: SocketAddr) -> io::Result<Self> {
-        let socket = UdpSocket::bind(addr).await?;
+    /// Binds a socket with a receive buffer of `recv_buffer` bytes (the kernel caps it at
+    /// `net.core.rmem_max`) and learns its actual address.
+    pub(crate) async fn bind(addr: SocketAddr, recv_buffer: usize) -> io::Result<Self> {
+        let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+        if recv_buffer > 0 {
+            // A larger buffer rides out a burst (every phone re-registering after an
+            // outage) that the default would drop while the process is busy. A refusal
+            // leaves the default, which still works.
+            if let Err(error) = socket.set_recv_buffer_size(recv_buffer) {
+                tracing::warn!(%addr, %error, "udp receive buffer left at the default");
+            }
+        }
+        socket.set_nonblocking(true)?;
+        socket.bind(&addr.into())?;
+        let socket = UdpSocket::from_std(socket.into())?;
         let local = socket.local_addr()?;
         Ok(Self {
             socket: Arc::new(socket),
