@@ -50,6 +50,20 @@ pub fn user_count(release: usize, debug: usize) -> usize {
         })
 }
 
+/// The REGISTER rate of a load test: `release` in a release build, `debug` in a debug
+/// build (where the in-process edge and registrars are several times slower and would
+/// fall behind a phone's retransmissions), or `HASIP_STACK_RATE`.
+pub fn load_rate(release: u32, debug: u32) -> u32 {
+    std::env::var("HASIP_STACK_RATE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if cfg!(debug_assertions) {
+            debug
+        } else {
+            release
+        })
+}
+
 /// `count` test users: name and password.
 pub fn users(count: usize) -> Vec<(String, String)> {
     (0..count)
@@ -610,7 +624,29 @@ impl SippResult {
 
     /// Everything sipp said, for a failing assertion.
     pub fn report(&self) -> String {
-        let errors: String = self.errors.chars().take(4000).collect();
+        // sipp logs every late retransmission of a finished call as a "dead call" event;
+        // those are harmless and would crowd out the events that explain a failure.
+        let mut events: Vec<String> = Vec::new();
+        for line in self.errors.lines() {
+            let starts_event = line.len() > 11
+                && line.as_bytes().get(4) == Some(&b'-')
+                && line.as_bytes().get(10) == Some(&b'\t');
+            match events.last_mut() {
+                Some(event) if !starts_event => {
+                    event.push('\n');
+                    event.push_str(line);
+                }
+                _ => events.push(line.to_owned()),
+            }
+        }
+        let errors: String = events
+            .iter()
+            .filter(|event| !event.contains("Dead call"))
+            .flat_map(|event| [event.as_str(), "\n"])
+            .collect::<String>()
+            .chars()
+            .take(4000)
+            .collect();
         let screen: String = self
             .stdout
             .chars()
