@@ -21,11 +21,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::bail;
-use hasip_tests::MariaDbPair;
 use support::{
-    add_subscribers, emit_figure, emit_target, env_or, free_tcp_port, free_udp_port,
-    kamailio_config, live, median, registrar_config, run_sipp, set_up_kamailio_database,
-    start_binary, start_kamailio, stop, wait_healthy, Figures, Load, KAMAILIO_DB,
+    emit_figure, emit_target, env_or, free_tcp_port, free_udp_port, kamailio_config, live, median,
+    registrar_config, run_sipp, start_binary, start_kamailio, stop, wait_healthy, Figures, Load,
+    KAMAILIO_DB,
 };
 
 #[tokio::main]
@@ -38,15 +37,7 @@ async fn main() -> anyhow::Result<()> {
     let kamailio = support::kamailio()?;
     let sipp = support::sipp()?;
 
-    eprintln!(
-        "starting the durable MariaDB pair (sync_binlog=1, innodb_flush_log_at_trx_commit=1)"
-    );
-    let pair = MariaDbPair::start().await?;
-    set_up_kamailio_database(&pair).await?;
-    eprintln!("adding {users} subscribers to both databases");
-    add_subscribers(&pair.a, "hasip", users).await?;
-    add_subscribers(&pair.a, KAMAILIO_DB, users).await?;
-    pair.wait_replicated().await?;
+    let pair = support::start_pair(users).await?;
 
     let work = tempfile::Builder::new().prefix("hasip-bench-").tempdir()?;
     let csv = support::write_csv(work.path(), users)?;

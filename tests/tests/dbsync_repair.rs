@@ -10,25 +10,8 @@ use hasip_tests::MariaDbPair;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicate_key_on_both_masters_is_repaired_with_the_newer_version() -> anyhow::Result<()> {
-    let pair = MariaDbPair::start().await?;
+    let pair = duplicate_key_on_both(20).await?;
     let cfg = config(&pair);
-    for i in 0..20 {
-        insert_binding(&pair.a, &format!("base-{i:02}"), "sip:base@10.0.0.1").await?;
-    }
-    pair.wait_replicated_within(LIMIT).await?;
-
-    // The same binding registered on both masters while they cannot see each other.
-    replication(&pair.a, false).await?;
-    replication(&pair.b, false).await?;
-    insert_binding(&pair.a, "dup", "sip:older@10.0.0.1").await?;
-    insert_binding(&pair.b, "dup", "sip:newer@10.0.0.2").await?;
-    replication(&pair.a, true).await?;
-    replication(&pair.b, true).await?;
-    wait_for("1062 on both replicas", LIMIT, || async {
-        let (a, b) = (pair.a.slave_status().await?, pair.b.slave_status().await?);
-        Ok(a.last_sql_errno == 1062 && b.last_sql_errno == 1062)
-    })
-    .await?;
     assert_eq!(status_code(&cfg).await, 2, "status of a broken pair");
 
     // The dry run prints the skip but changes nothing.
@@ -87,23 +70,8 @@ async fn duplicate_key_on_both_masters_is_repaired_with_the_newer_version() -> a
 /// exit 0, both replicas running again, the newer binding on both, both repairs logged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_shot_repair_fixes_a_duplicate_key_end_to_end() -> anyhow::Result<()> {
-    let pair = MariaDbPair::start().await?;
+    let pair = duplicate_key_on_both(5).await?;
     let cfg = config(&pair);
-    for i in 0..5 {
-        insert_binding(&pair.a, &format!("base-{i:02}"), "sip:base@10.0.0.1").await?;
-    }
-    pair.wait_replicated_within(LIMIT).await?;
-    replication(&pair.a, false).await?;
-    replication(&pair.b, false).await?;
-    insert_binding(&pair.a, "dup", "sip:older@10.0.0.1").await?;
-    insert_binding(&pair.b, "dup", "sip:newer@10.0.0.2").await?;
-    replication(&pair.a, true).await?;
-    replication(&pair.b, true).await?;
-    wait_for("1062 on both replicas", LIMIT, || async {
-        let (a, b) = (pair.a.slave_status().await?, pair.b.slave_status().await?);
-        Ok(a.last_sql_errno == 1062 && b.last_sql_errno == 1062)
-    })
-    .await?;
 
     let code = hasip_dbsync::cli::execute(
         cfg.clone(),
@@ -302,4 +270,27 @@ async fn breakages_in_quick_succession_under_load_are_each_repaired() -> anyhow:
     let rows = assert_identical(&pair, &cfg).await?;
     assert_eq!(rows.len(), ROWS);
     Ok(())
+}
+
+/// A pair with `base` replicated bindings and then the same binding `dup` written on
+/// both masters while they could not see each other (older on A, newer on B), so both
+/// replicas stop with 1062.
+async fn duplicate_key_on_both(base: usize) -> anyhow::Result<MariaDbPair> {
+    let pair = MariaDbPair::start().await?;
+    for i in 0..base {
+        insert_binding(&pair.a, &format!("base-{i:02}"), "sip:base@10.0.0.1").await?;
+    }
+    pair.wait_replicated_within(LIMIT).await?;
+    replication(&pair.a, false).await?;
+    replication(&pair.b, false).await?;
+    insert_binding(&pair.a, "dup", "sip:older@10.0.0.1").await?;
+    insert_binding(&pair.b, "dup", "sip:newer@10.0.0.2").await?;
+    replication(&pair.a, true).await?;
+    replication(&pair.b, true).await?;
+    wait_for("1062 on both replicas", LIMIT, || async {
+        let (a, b) = (pair.a.slave_status().await?, pair.b.slave_status().await?);
+        Ok(a.last_sql_errno == 1062 && b.last_sql_errno == 1062)
+    })
+    .await?;
+    Ok(pair)
 }

@@ -11,7 +11,7 @@ async fn registration_at_load_reaches_both_masters() -> anyhow::Result<()> {
     let users = users(user_count(10_000, 2_000));
     let stack = Stack::start(&users).await?;
 
-    let sipp = Sipp::start(stack.edge.udp, &users, load_rate(500, 250))?;
+    let sipp = Sipp::start(stack.edge.udp, &users, load_rate(500, 200))?;
     let result = sipp.finish().await?;
     assert!(result.success, "sipp saw failures\n{}", result.report());
     assert_eq!(result.registered.len(), users.len(), "{}", result.report());

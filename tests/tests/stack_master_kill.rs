@@ -6,12 +6,12 @@ mod stack_support;
 
 use std::time::Duration;
 
-use stack_support::{assert_bindings, user_count, users, wait_identical, Sipp, Stack};
+use stack_support::{assert_bindings, load_rate, user_count, users, wait_identical, Sipp, Stack};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn active_master_killed_mid_load_loses_no_acknowledged_binding() -> anyhow::Result<()> {
     let users = users(user_count(6_000, 1_500));
-    let rate = 300;
+    let rate = load_rate(300, 200);
     let mut stack = Stack::start(&users).await?;
 
     let sipp = Sipp::start(stack.edge.udp, &users, rate)?;

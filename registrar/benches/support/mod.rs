@@ -74,6 +74,21 @@ pub fn kamailio() -> anyhow::Result<PathBuf> {
 
 pub use hasip_tests::bench_results::{figure as emit_figure, target as emit_target};
 
+/// Starts the durable MariaDB pair with the Kamailio database beside hasip's and
+/// `users` subscribers in both, replicated to B.
+pub async fn start_pair(users: usize) -> anyhow::Result<MariaDbPair> {
+    eprintln!(
+        "starting the durable MariaDB pair (sync_binlog=1, innodb_flush_log_at_trx_commit=1)"
+    );
+    let pair = MariaDbPair::start().await?;
+    set_up_kamailio_database(&pair).await?;
+    eprintln!("adding {users} subscribers to both databases");
+    add_subscribers(&pair.a, "hasip", users).await?;
+    add_subscribers(&pair.a, KAMAILIO_DB, users).await?;
+    pair.wait_replicated().await?;
+    Ok(pair)
+}
+
 /// Creates the `kamailio` database with the same schema, and Kamailio's user on both.
 pub async fn set_up_kamailio_database(pair: &MariaDbPair) -> anyhow::Result<()> {
     let mut root = pair.a.root_conn().await?;

@@ -40,21 +40,19 @@ pub const LIMIT: Duration = Duration::from_secs(60);
 /// in a debug build (where the in-process edge and registrars are several times slower),
 /// or `HASIP_STACK_USERS`.
 pub fn user_count(release: usize, debug: usize) -> usize {
-    std::env::var("HASIP_STACK_USERS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(if cfg!(debug_assertions) {
-            debug
-        } else {
-            release
-        })
+    per_build("HASIP_STACK_USERS", release, debug)
 }
 
 /// The REGISTER rate of a load test: `release` in a release build, `debug` in a debug
-/// build (where the in-process edge and registrars are several times slower and would
-/// fall behind a phone's retransmissions), or `HASIP_STACK_RATE`.
+/// build (where the stack would fall behind a phone's retransmissions), or
+/// `HASIP_STACK_RATE`.
 pub fn load_rate(release: u32, debug: u32) -> u32 {
-    std::env::var("HASIP_STACK_RATE")
+    per_build("HASIP_STACK_RATE", release, debug)
+}
+
+/// The environment variable `var` if set, else the value for this kind of build.
+fn per_build<T: std::str::FromStr>(var: &str, release: T, debug: T) -> T {
+    std::env::var(var)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(if cfg!(debug_assertions) {
@@ -325,6 +323,9 @@ impl Stack {
 }
 
 async fn start_edge(registrars: &[SocketAddr], options: &EdgeOptions) -> anyhow::Result<EdgeTask> {
+    // The 1 s failover timer; 3 s in a debug build, whose registrars can take
+    // longer than a second to answer on a busy machine without being dead.
+    let failover_ms: u64 = if cfg!(debug_assertions) { 3000 } else { 1000 };
     let addrs: Vec<String> = registrars.iter().map(|a| format!("\"{a}\"")).collect();
     let listen: Vec<String> = std::iter::once(IpAddr::from([127, 0, 0, 1]))
         .chain(options.listen_also.iter().copied())
@@ -345,10 +346,10 @@ async fn start_edge(registrars: &[SocketAddr], options: &EdgeOptions) -> anyhow:
         secret = "{FLOW_SECRET}"
         [registrars]
         addrs = [{}]
-        failover_timeout_ms = 1000
+        failover_timeout_ms = {failover_ms}
         [health]
         probe_interval_ms = 500
-        probe_timeout_ms = 500
+        probe_timeout_ms = {failover_ms}
         [protection]
         # sipp sends every phone's REGISTER from one address.
         max_requests = 0
