@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::reconcile::{decide, Action, Side, Version};
-use crate::table::{fetch_keys, fetch_rows, Key, RowData, TableMeta};
+use crate::table::{fetch_keys, fetch_recent, fetch_rows, Key, RowData, TableMeta};
 
 /// One fix, planned or applied.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -259,22 +259,76 @@ pub async fn sync_table(
             meta.cfg.name, meta.cfg.version, meta.cfg.expires
         )));
     }
-    let wait = Duration::from_secs(cfg.timeout_s);
     let grace = cfg.grace_period_s;
     let (_, _, _, _, diffs) = find_differing(a, b, meta, cfg, &ProgressBar::hidden()).await?;
-    let mut handled: BTreeSet<Key> = BTreeSet::new();
-    let mut fixes = Vec::new();
-    let mut deferred = 0usize;
+    let mut pass = Pass::default();
     for d in &diffs {
         let (ca, cb) = tokio::join!(
             fetch_rows(a, meta, &d.chunk, grace),
             fetch_rows(b, meta, &d.chunk, grace)
         );
         let mut keys = differing_keys(&ca?, &cb?);
-        keys.retain(|k| !handled.contains(k));
+        keys.retain(|k| !pass.handled.contains(k));
+        pass.fix_keys(a, b, meta, cfg, keys, dry_run).await?;
+    }
+    Ok(pass.finish(meta, diffs.len()))
+}
+
+/// Reconciles only the rows of one table written in the last `since_s` seconds on either
+/// server: after a repair, the skipped transaction's rows are among them, and finding them
+/// costs one scan instead of a checksum of the whole table. Older differences are left to
+/// the full reconcile.
+pub async fn sync_recent(
+    a: &mut Db,
+    b: &mut Db,
+    meta: &TableMeta,
+    cfg: &Config,
+    since_s: u64,
+    dry_run: bool,
+) -> Result<TableSync> {
+    if !meta.versioned() {
+        return Err(Error::Refused(format!(
+            "table {} lacks {} or {}: it can be checksummed, not reconciled",
+            meta.cfg.name, meta.cfg.version, meta.cfg.expires
+        )));
+    }
+    let grace = cfg.grace_period_s;
+    let (ra, rb) = tokio::join!(
+        fetch_recent(a, meta, since_s, grace),
+        fetch_recent(b, meta, since_s, grace)
+    );
+    let keys: BTreeSet<Key> = ra?.into_keys().chain(rb?.into_keys()).collect();
+    let mut pass = Pass::default();
+    pass.fix_keys(a, b, meta, cfg, keys.into_iter().collect(), dry_run)
+        .await?;
+    Ok(pass.finish(meta, 0))
+}
+
+/// One reconcile pass over a table: the keys already looked at, the fixes, the deferrals.
+#[derive(Default)]
+struct Pass {
+    handled: BTreeSet<Key>,
+    fixes: Vec<Fix>,
+    deferred: usize,
+}
+
+impl Pass {
+    /// Fixes each of `keys` whose difference is real: read on both servers, a sync point,
+    /// read again; a key that changed between the two reads is deferred.
+    async fn fix_keys(
+        &mut self,
+        a: &mut Db,
+        b: &mut Db,
+        meta: &TableMeta,
+        cfg: &Config,
+        keys: Vec<Key>,
+        dry_run: bool,
+    ) -> Result<()> {
         if keys.is_empty() {
-            continue;
+            return Ok(());
         }
+        let wait = Duration::from_secs(cfg.timeout_s);
+        let grace = cfg.grace_period_s;
         let (r1a, r1b) = tokio::join!(
             fetch_keys(a, meta, &keys, grace),
             fetch_keys(b, meta, &keys, grace)
@@ -287,13 +341,13 @@ pub async fn sync_table(
         );
         let (r2a, r2b) = (r2a?, r2b?);
         for key in keys {
-            handled.insert(key.clone());
+            self.handled.insert(key.clone());
             let (x, y) = (r2a.get(&key), r2b.get(&key));
             if x.map(|r| &r.values) == y.map(|r| &r.values) {
                 continue;
             }
             if r1a.get(&key) != x || r1b.get(&key) != y {
-                deferred += 1;
+                self.deferred += 1;
                 continue;
             }
             match fix_key(a, b, meta, cfg, x, y, (a_ok, b_ok), dry_run).await? {
@@ -310,21 +364,40 @@ pub async fn sync_table(
                         metrics::counter!("dbsync_rows_fixed_total", "table" => f.table.clone(), "server" => f.on.clone())
                             .increment(f.changed);
                     }
-                    fixes.push(f);
+                    self.fixes.push(f);
                 }
-                None => deferred += 1,
+                None => self.deferred += 1,
             }
         }
+        Ok(())
     }
-    if deferred > 0 {
-        tracing::info!(event = "reconcile_deferred", table = %meta.cfg.name, keys = deferred);
+
+    fn finish(self, meta: &TableMeta, differing_chunks: usize) -> TableSync {
+        if self.deferred > 0 {
+            tracing::info!(event = "reconcile_deferred", table = %meta.cfg.name, keys = self.deferred);
+        }
+        TableSync {
+            table: meta.cfg.name.to_string(),
+            differing_chunks,
+            fixes: self.fixes,
+            deferred: self.deferred,
+        }
     }
-    Ok(TableSync {
-        table: meta.cfg.name.to_string(),
-        differing_chunks: diffs.len(),
-        fixes,
-        deferred,
-    })
+}
+
+/// Reconciles the rows written in the last `since_s` seconds in every watched table.
+pub async fn run_recent(
+    cfg: &Config,
+    a: &mut Db,
+    b: &mut Db,
+    since_s: u64,
+) -> Result<Vec<TableSync>> {
+    let mut out = Vec::new();
+    for t in &cfg.tables {
+        let meta = TableMeta::load(a, b, &cfg.database, t).await?;
+        out.push(sync_recent(a, b, &meta, cfg, since_s, false).await?);
+    }
+    Ok(out)
 }
 
 /// Reconciles the watched tables (or only `only`, when given).

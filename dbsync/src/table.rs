@@ -222,6 +222,24 @@ pub async fn fetch_keys(
     Ok(out)
 }
 
+/// The rows whose version (`last_modified`) is less than `since_s` seconds old on one
+/// server's clock. Without a version column there is nothing recent.
+pub async fn fetch_recent(
+    db: &mut Db,
+    meta: &TableMeta,
+    since_s: u64,
+    grace_s: u64,
+) -> Result<BTreeMap<Key, RowData>> {
+    if meta.version.is_none() {
+        return Ok(BTreeMap::new());
+    }
+    let cond = format!(
+        "{} >= NOW(6) - INTERVAL ? SECOND",
+        meta.cfg.version.quoted()
+    );
+    fetch_where(db, meta, &cond, vec![Value::UInt(since_s)], grace_s).await
+}
+
 async fn fetch_where(
     db: &mut Db,
     meta: &TableMeta,

@@ -13,6 +13,13 @@ use crate::observe::{beat, direction, server_state, ServerState};
 use crate::reconcile::Side;
 use crate::status::{report, Health, Report};
 
+/// How far back the reconcile after a repair looks for rows, in seconds: the skipped
+/// transaction was written since the replica stopped, which `watch` sees within a poll.
+/// A transaction older than that (a replica that lagged for longer) is left to the full
+/// reconcile, which runs every `reconcile_interval_s` and after each recent one that
+/// deferred keys.
+const RECENT_WINDOW_S: u64 = 900;
+
 /// How many times a reconcile that deferred keys is repeated at the next poll.
 const QUICK_RETRIES: u32 = 5;
 
@@ -23,6 +30,8 @@ pub struct Watch {
     b: Option<Db>,
     last_reconcile: Instant,
     reconcile_due: bool,
+    /// A repair skipped a transaction: reconcile the recent rows, where its rows are.
+    recent_due: bool,
     /// The reconcile in progress: it runs beside the polls, on its own connections, so a long
     /// reconcile never delays the detection of a breakage.
     /// Quick retries left after a reconcile deferred keys (reset by a repair).
@@ -49,6 +58,7 @@ impl Watch {
             last_reconcile: Instant::now(),
             // A fresh start reconciles once: nobody watched while dbsync was down.
             reconcile_due: true,
+            recent_due: false,
             reconciling: None,
             quick_retries: QUICK_RETRIES,
             last_state: Vec::new(),
@@ -149,8 +159,12 @@ impl Watch {
             .directions
             .iter()
             .all(|d| d.observed.replica_error.is_none());
-        if (self.reconcile_due || periodic) && !failing && reachable && self.reconciling.is_none() {
-            self.start_reconcile();
+        if !failing && reachable && self.reconciling.is_none() {
+            if self.recent_due {
+                self.start_reconcile(Some(RECENT_WINDOW_S));
+            } else if self.reconcile_due || periodic {
+                self.start_reconcile(None);
+            }
         }
         rep
     }
@@ -197,7 +211,7 @@ impl Watch {
                 metrics::counter!("dbsync_repairs_total", "server" => name, "outcome" => outcome)
                     .increment(1);
                 if r.acted() {
-                    self.reconcile_due = true;
+                    self.recent_due = true;
                     self.quick_retries = QUICK_RETRIES;
                 }
                 r.acted()
@@ -214,16 +228,24 @@ impl Watch {
         }
     }
 
-    fn start_reconcile(&mut self) {
+    /// Starts a reconcile of every watched table: of the rows written in the last
+    /// `recent` seconds after a repair, else of the whole tables.
+    fn start_reconcile(&mut self, recent: Option<u64>) {
         let cfg = self.cfg.clone();
         // A repair that happens from now on needs a reconcile after this one.
-        self.reconcile_due = false;
-        self.last_reconcile = Instant::now();
+        self.recent_due = false;
+        if recent.is_none() {
+            self.reconcile_due = false;
+            self.last_reconcile = Instant::now();
+        }
         self.reconciling = Some(tokio::spawn(async move {
             let started = Instant::now();
             let (a, b) = crate::db::connect_both(&cfg).await;
             let (mut a, mut b) = (a?, b?);
-            let r = crate::sync::run(&cfg, &mut a, &mut b, &[], false).await;
+            let r = match recent {
+                Some(since_s) => crate::sync::run_recent(&cfg, &mut a, &mut b, since_s).await,
+                None => crate::sync::run(&cfg, &mut a, &mut b, &[], false).await,
+            };
             a.close().await;
             b.close().await;
             if let Ok(tables) = &r {
@@ -231,6 +253,7 @@ impl Watch {
                 let deferred: usize = tables.iter().map(|t| t.deferred).sum();
                 tracing::info!(
                     event = "reconcile",
+                    scope = if recent.is_some() { "recent" } else { "full" },
                     fixes = fixed,
                     deferred,
                     took_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
