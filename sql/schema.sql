@@ -52,7 +52,9 @@ CREATE TABLE IF NOT EXISTS location (
     CONSTRAINT ruid_idx UNIQUE (ruid),
     INDEX account_contact_idx (username, domain, contact),
     INDEX account_expires_idx (username, domain, expires),
-    INDEX expires_idx (expires)
+    INDEX expires_idx (expires),
+    -- dbsync's reconcile after a repair reads the rows written in the last minutes.
+    INDEX last_modified_idx (last_modified)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci;
 
 -- Credentials. Kamailio's `subscriber` columns (version 7) plus ha1_sha256, the

@@ -18,7 +18,7 @@ use crate::status::{report, Health, Report};
 /// A transaction older than that (a replica that lagged for longer) is left to the full
 /// reconcile, which runs every `reconcile_interval_s` and after each recent one that
 /// deferred keys.
-const RECENT_WINDOW_S: u64 = 900;
+const RECENT_WINDOW_S: u64 = 120;
 
 /// How many times a reconcile that deferred keys is repeated at the next poll.
 const QUICK_RETRIES: u32 = 5;
