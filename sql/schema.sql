@@ -57,6 +57,9 @@ CREATE TABLE IF NOT EXISTS location (
     INDEX last_modified_idx (last_modified)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci;
 
+-- A location table made before dbsync's look-back reconcile gets its index too.
+CREATE INDEX IF NOT EXISTS last_modified_idx ON location (last_modified);
+
 -- Credentials. Kamailio's `subscriber` columns (version 7) plus ha1_sha256, the
 -- hex SHA-256 of "username:realm:password" for RFC 8760 digest.
 CREATE TABLE IF NOT EXISTS subscriber (
