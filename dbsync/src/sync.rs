@@ -253,12 +253,7 @@ pub async fn sync_table(
     cfg: &Config,
     dry_run: bool,
 ) -> Result<TableSync> {
-    if !meta.versioned() {
-        return Err(Error::Refused(format!(
-            "table {} lacks {} or {}: it can be checksummed, not reconciled",
-            meta.cfg.name, meta.cfg.version, meta.cfg.expires
-        )));
-    }
+    require_versioned(meta)?;
     let grace = cfg.grace_period_s;
     let (_, _, _, _, diffs) = find_differing(a, b, meta, cfg, &ProgressBar::hidden()).await?;
     let mut pass = Pass::default();
@@ -286,12 +281,7 @@ pub async fn sync_recent(
     since_s: u64,
     dry_run: bool,
 ) -> Result<TableSync> {
-    if !meta.versioned() {
-        return Err(Error::Refused(format!(
-            "table {} lacks {} or {}: it can be checksummed, not reconciled",
-            meta.cfg.name, meta.cfg.version, meta.cfg.expires
-        )));
-    }
+    require_versioned(meta)?;
     let grace = cfg.grace_period_s;
     let (ra, rb) = tokio::join!(
         fetch_recent(a, meta, since_s, grace),
@@ -302,6 +292,17 @@ pub async fn sync_recent(
     pass.fix_keys(a, b, meta, cfg, keys.into_iter().collect(), dry_run)
         .await?;
     Ok(pass.finish(meta, 0))
+}
+
+/// Refuses a table whose rows carry no version: it can be checksummed, not reconciled.
+fn require_versioned(meta: &TableMeta) -> Result<()> {
+    if meta.versioned() {
+        return Ok(());
+    }
+    Err(Error::Refused(format!(
+        "table {} lacks {} or {}: it can be checksummed, not reconciled",
+        meta.cfg.name, meta.cfg.version, meta.cfg.expires
+    )))
 }
 
 /// One reconcile pass over a table: the keys already looked at, the fixes, the deferrals.
