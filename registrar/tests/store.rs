@@ -632,39 +632,28 @@ async fn cleanup_deletes_old_rows_under_get_lock() -> anyhow::Result<()> {
             .collect::<anyhow::Result<Vec<_>>>()
     };
 
-    // Another registrar holds the lock: neither cleaner runs.
-    let mut holder = pair.a.conn().await?;
-    let got: Option<i64> = holder
-        .query_first("SELECT GET_LOCK('hasip_cleanup', 0)")
-        .await?;
-    assert_eq!(got, Some(1));
-    assert_eq!(
-        cleanup::run_once(&store, &config).await?,
-        CleanupReport::LockBusy
-    );
-    assert_eq!(
-        cleanup::run_once(&other, &config).await?,
-        CleanupReport::LockBusy
-    );
-    assert_eq!(remaining().await?.len(), 5);
-
-    // A cleaner writing to B after a failover holds it there: nobody cleans through A
-    // meanwhile, or both masters would delete the same rows and break replication.
-    holder
-        .query_drop("DO RELEASE_LOCK('hasip_cleanup')")
-        .await?;
-    let mut on_b = pair.b.conn().await?;
-    let got: Option<i64> = on_b
-        .query_first("SELECT GET_LOCK('hasip_cleanup', 0)")
-        .await?;
-    assert_eq!(got, Some(1));
-    assert_eq!(
-        cleanup::run_once(&store, &config).await?,
-        CleanupReport::LockBusy
-    );
-    assert_eq!(remaining().await?.len(), 5);
-    on_b.query_drop("DO RELEASE_LOCK('hasip_cleanup')").await?;
-    on_b.disconnect().await?;
+    // Another registrar holds the lock, on A or, after a failover, on B: neither cleaner
+    // runs, or both masters could delete the same rows and break replication.
+    for server in [&pair.a, &pair.b] {
+        let mut holder = server.conn().await?;
+        let got: Option<i64> = holder
+            .query_first("SELECT GET_LOCK('hasip_cleanup', 0)")
+            .await?;
+        assert_eq!(got, Some(1), "lock on {}", server.name());
+        for cleaner in [&store, &other] {
+            assert_eq!(
+                cleanup::run_once(cleaner, &config).await?,
+                CleanupReport::LockBusy,
+                "lock held on {}",
+                server.name()
+            );
+        }
+        assert_eq!(remaining().await?.len(), 5);
+        holder
+            .query_drop("DO RELEASE_LOCK('hasip_cleanup')")
+            .await?;
+        holder.disconnect().await?;
+    }
 
     // Released: two cleaners at once delete the old rows exactly once between them.
     let (x, y) = tokio::join!(
@@ -682,6 +671,7 @@ async fn cleanup_deletes_old_rows_under_get_lock() -> anyhow::Result<()> {
     );
 
     // The lock was released after the run: it can be taken again.
+    let mut holder = pair.a.conn().await?;
     let got: Option<i64> = holder
         .query_first("SELECT GET_LOCK('hasip_cleanup', 0)")
         .await?;
