@@ -23,6 +23,62 @@ const RECENT_WINDOW_S: u64 = 120;
 /// How many times a reconcile that deferred keys is repeated at the next poll.
 const QUICK_RETRIES: u32 = 5;
 
+/// Drops a connection after a connection-level error so the next poll opens a new one.
+fn drop_if_gone(conn: &mut Option<Db>, e: &crate::error::Error) {
+    if e.is_connection() {
+        if let Some(db) = conn.take() {
+            tracing::warn!(event = "disconnected", server = %db.name, error = %e);
+        }
+    }
+}
+
+/// One server's heartbeat and state, connecting first if needed.
+async fn read(
+    cfg: &Config,
+    conn: &mut Option<Db>,
+    side: Side,
+) -> std::result::Result<ServerState, String> {
+    if conn.is_none() {
+        let db = Db::connect(cfg, side).await.map_err(|e| e.to_string())?;
+        tracing::info!(event = "connected", server = %db.name);
+        *conn = Some(db);
+    }
+    let Some(db) = conn.as_mut() else {
+        return Err("not connected".into());
+    };
+    let state = match beat(db).await {
+        Ok(()) => server_state(db).await,
+        Err(e) if e.server_code() == Some(1146) => server_state(db).await,
+        Err(e) => Err(e),
+    };
+    state.map_err(|e| {
+        let text = e.to_string();
+        drop_if_gone(conn, &e);
+        text
+    })
+}
+
+/// A reconcile running in its own task.
+type Reconcile = tokio::task::JoinHandle<Result<Vec<crate::sync::TableSync>>>;
+
+/// Which rows a reconcile looks at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scope {
+    /// The rows written in the last `RECENT_WINDOW_S` seconds, after a repair.
+    Recent,
+    /// Every row of every watched table.
+    Full,
+}
+
+impl Scope {
+    fn label(self) -> &'static str {
+        match self {
+            Scope::Recent => "recent",
+            Scope::Full => "full",
+        }
+    }
+}
+
 /// The daemon's state between polls.
 pub struct Watch {
     cfg: Config,
@@ -32,11 +88,13 @@ pub struct Watch {
     reconcile_due: bool,
     /// A repair skipped a transaction: reconcile the recent rows, where its rows are.
     recent_due: bool,
-    /// The reconcile in progress: it runs beside the polls, on its own connections, so a long
-    /// reconcile never delays the detection of a breakage.
     /// Quick retries left after a reconcile deferred keys (reset by a repair).
     quick_retries: u32,
-    reconciling: Option<tokio::task::JoinHandle<Result<Vec<crate::sync::TableSync>>>>,
+    /// The reconciles in progress, each beside the polls on its own connections, so a long
+    /// reconcile never delays the detection of a breakage. The recent pass after a repair
+    /// has its own slot: it never waits for a full reconcile of a large table to end.
+    recent: Option<Reconcile>,
+    full: Option<Reconcile>,
     last_state: Vec<(Health, String)>,
     refused: HashSet<String>,
 }
@@ -59,62 +117,27 @@ impl Watch {
             // A fresh start reconciles once: nobody watched while dbsync was down.
             reconcile_due: true,
             recent_due: false,
-            reconciling: None,
+            recent: None,
+            full: None,
             quick_retries: QUICK_RETRIES,
             last_state: Vec::new(),
             refused: HashSet::new(),
         }
     }
 
-    async fn ensure(&mut self, side: Side) -> std::result::Result<(), String> {
-        if slot(self, side).is_some() {
-            return Ok(());
-        }
-        match Db::connect(&self.cfg, side).await {
-            Ok(db) => {
-                tracing::info!(event = "connected", server = %db.name);
-                *slot(self, side) = Some(db);
-                Ok(())
-            }
-            Err(e) => Err(e.to_string()),
-        }
-    }
-
     /// Drops a connection after a connection-level error so the next poll opens a new one.
     fn check(&mut self, side: Side, e: &crate::error::Error) {
-        if e.is_connection() {
-            if let Some(db) = slot(self, side).take() {
-                tracing::warn!(event = "disconnected", server = %db.name, error = %e);
-            }
-        }
-    }
-
-    async fn read(&mut self, side: Side) -> std::result::Result<ServerState, String> {
-        self.ensure(side).await?;
-        let Some(db) = slot(self, side).as_mut() else {
-            return Err("not connected".into());
-        };
-        let beat_result = beat(db).await;
-        let state = match beat_result {
-            Ok(()) => server_state(db).await,
-            Err(e) if e.server_code() == Some(1146) => server_state(db).await,
-            Err(e) => Err(e),
-        };
-        match state {
-            Ok(s) => Ok(s),
-            Err(e) => {
-                let text = e.to_string();
-                self.check(side, &e);
-                Err(text)
-            }
-        }
+        drop_if_gone(slot(self, side), e);
     }
 
     /// One poll: heartbeats, state, metrics, repairs, reconcile. Returns the status it saw.
     pub async fn poll(&mut self) -> Report {
         let (na, nb) = (self.cfg.a.name.clone(), self.cfg.b.name.clone());
-        let sa = self.read(Side::A).await;
-        let sb = self.read(Side::B).await;
+        // Both servers at once: a slow server never delays seeing the other's breakage.
+        let (sa, sb) = tokio::join!(
+            read(&self.cfg, &mut self.a, Side::A),
+            read(&self.cfg, &mut self.b, Side::B)
+        );
         metrics::gauge!("dbsync_server_up", "server" => na.clone()).set(if sa.is_ok() {
             1.0
         } else {
@@ -145,7 +168,8 @@ impl Watch {
             }
         }
 
-        self.collect_reconcile().await;
+        self.collect_reconcile(Scope::Recent).await;
+        self.collect_reconcile(Scope::Full).await;
         let interval = Duration::from_secs(self.cfg.reconcile_interval_s);
         let periodic =
             self.cfg.reconcile_interval_s > 0 && self.last_reconcile.elapsed() >= interval;
@@ -159,11 +183,12 @@ impl Watch {
             .directions
             .iter()
             .all(|d| d.observed.replica_error.is_none());
-        if !failing && reachable && self.reconciling.is_none() {
-            if self.recent_due {
-                self.start_reconcile(Some(RECENT_WINDOW_S));
-            } else if self.reconcile_due || periodic {
-                self.start_reconcile(None);
+        if !failing && reachable {
+            if self.recent_due && self.recent.is_none() {
+                self.start_reconcile(Scope::Recent);
+            }
+            if (self.reconcile_due || periodic) && self.full.is_none() {
+                self.start_reconcile(Scope::Full);
             }
         }
         rep
@@ -228,23 +253,26 @@ impl Watch {
         }
     }
 
-    /// Starts a reconcile of every watched table: of the rows written in the last
-    /// `recent` seconds after a repair, else of the whole tables.
-    fn start_reconcile(&mut self, recent: Option<u64>) {
+    /// Starts a reconcile of every watched table, of the recent rows or of all of them.
+    fn start_reconcile(&mut self, scope: Scope) {
         let cfg = self.cfg.clone();
         // A repair that happens from now on needs a reconcile after this one.
-        self.recent_due = false;
-        if recent.is_none() {
-            self.reconcile_due = false;
-            self.last_reconcile = Instant::now();
+        match scope {
+            Scope::Recent => self.recent_due = false,
+            Scope::Full => {
+                self.reconcile_due = false;
+                self.last_reconcile = Instant::now();
+            }
         }
-        self.reconciling = Some(tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let started = Instant::now();
             let (a, b) = crate::db::connect_both(&cfg).await;
             let (mut a, mut b) = (a?, b?);
-            let r = match recent {
-                Some(since_s) => crate::sync::run_recent(&cfg, &mut a, &mut b, since_s).await,
-                None => crate::sync::run(&cfg, &mut a, &mut b, &[], false).await,
+            let r = match scope {
+                Scope::Recent => {
+                    crate::sync::run_recent(&cfg, &mut a, &mut b, RECENT_WINDOW_S).await
+                }
+                Scope::Full => crate::sync::run(&cfg, &mut a, &mut b, &[], false).await,
             };
             a.close().await;
             b.close().await;
@@ -253,31 +281,47 @@ impl Watch {
                 let deferred: usize = tables.iter().map(|t| t.deferred).sum();
                 tracing::info!(
                     event = "reconcile",
-                    scope = if recent.is_some() { "recent" } else { "full" },
+                    scope = scope.label(),
                     fixes = fixed,
                     deferred,
                     took_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
                 );
             }
             r
-        }));
+        });
+        match scope {
+            Scope::Recent => self.recent = Some(task),
+            Scope::Full => self.full = Some(task),
+        }
     }
 
     /// Collects a finished reconcile: metrics, and a retry soon when it failed or deferred keys.
-    async fn collect_reconcile(&mut self) {
-        if !self.reconciling.as_ref().is_some_and(|t| t.is_finished()) {
+    async fn collect_reconcile(&mut self, scope: Scope) {
+        let slot = match scope {
+            Scope::Recent => &mut self.recent,
+            Scope::Full => &mut self.full,
+        };
+        if !slot.as_ref().is_some_and(|t| t.is_finished()) {
             return;
         }
-        let Some(task) = self.reconciling.take() else {
+        let Some(task) = slot.take() else {
             return;
         };
         let outcome = match task.await {
             Ok(Ok(tables)) => {
                 // Rows still moving (or a server catching up): look again soon rather than after a
                 // whole interval, a few times; hot rows under constant load stay for the periodic run.
-                if tables.iter().any(|t| t.deferred > 0) && self.quick_retries > 0 {
-                    self.quick_retries -= 1;
-                    self.reconcile_due = true;
+                // A recent pass is repeated as such, and hands over to a full one when out of retries.
+                if tables.iter().any(|t| t.deferred > 0) {
+                    if self.quick_retries > 0 {
+                        self.quick_retries -= 1;
+                        match scope {
+                            Scope::Recent => self.recent_due = true,
+                            Scope::Full => self.reconcile_due = true,
+                        }
+                    } else if scope == Scope::Recent {
+                        self.reconcile_due = true;
+                    }
                 }
                 "ok"
             }
@@ -290,7 +334,8 @@ impl Watch {
                 "failed"
             }
         };
-        metrics::counter!("dbsync_reconcile_runs_total", "outcome" => outcome).increment(1);
+        metrics::counter!("dbsync_reconcile_runs_total", "scope" => scope.label(), "outcome" => outcome)
+            .increment(1);
     }
 }
 
@@ -315,7 +360,7 @@ pub async fn run(cfg: Config, latest: Latest, shutdown: impl Future<Output = ()>
             }
         }
     }
-    if let Some(task) = w.reconciling.take() {
+    for task in [w.recent.take(), w.full.take()].into_iter().flatten() {
         task.abort();
     }
     for db in [w.a.take(), w.b.take()].into_iter().flatten() {

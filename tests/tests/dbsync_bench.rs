@@ -446,6 +446,9 @@ async fn dbsync_benchmark() -> anyhow::Result<()> {
                 "lower",
             );
         }
+        let errno = kind.errno();
+        bench_results::target("dbsync", &format!("{errno} detected after, s"), "hasip<=2");
+        bench_results::target("dbsync", &format!("{errno} repaired after, s"), "hasip<=10");
     }
     pair.wait_replicated_within(Duration::from_secs(120))
         .await?;

@@ -172,7 +172,11 @@ async fn stopped_master_rejoins_without_repair() -> anyhow::Result<()> {
     // At least one periodic reconcile after the writes stopped, so "no fix" means it looked.
     let runs = |m: &str| {
         m.lines()
-            .find(|l| l.starts_with("dbsync_reconcile_runs_total{outcome=\"ok\"}"))
+            .find(|l| {
+                l.starts_with("dbsync_reconcile_runs_total{")
+                    && l.contains("scope=\"full\"")
+                    && l.contains("outcome=\"ok\"")
+            })
             .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .unwrap_or(0.0)
     };

@@ -120,6 +120,6 @@ fn draw_on<DB: DrawingBackend>(
 fn target_of(row: &Row) -> Option<f64> {
     match row.rule? {
         crate::Rule::AtLeast(x) | crate::Rule::Above(x) => Some(x),
-        crate::Rule::HasipZero => None,
+        crate::Rule::HasipZero | crate::Rule::HasipAtMost(_) => None,
     }
 }

@@ -47,12 +47,17 @@ pub enum Rule {
     Above(f64),
     /// Every hasip value is zero (failures).
     HasipZero,
+    /// Every hasip value is at most this, in the row's unit (a time limit each run must keep).
+    HasipAtMost(f64),
 }
 
 impl Rule {
     fn parse(text: &str) -> Option<Rule> {
         if text == "hasip=0" {
             return Some(Rule::HasipZero);
+        }
+        if let Some(x) = text.strip_prefix("hasip<=") {
+            return x.parse().ok().map(Rule::HasipAtMost);
         }
         if let Some(x) = text.strip_prefix(">=").and_then(|t| t.strip_suffix('x')) {
             return x.parse().ok().map(Rule::AtLeast);
@@ -68,6 +73,7 @@ impl std::fmt::Display for Rule {
             Rule::AtLeast(x) => write!(f, "≥ {x}x"),
             Rule::Above(x) => write!(f, "> {x}x"),
             Rule::HasipZero => write!(f, "hasip 0"),
+            Rule::HasipAtMost(x) => write!(f, "every hasip ≤ {x}"),
         }
     }
 }
@@ -174,6 +180,9 @@ impl Row {
         match self.rule? {
             Rule::HasipZero => {
                 (!self.hasip.is_empty()).then(|| self.hasip.iter().all(|v| *v == 0.0))
+            }
+            Rule::HasipAtMost(x) => {
+                (!self.hasip.is_empty()).then(|| self.hasip.iter().all(|v| *v <= x))
             }
             Rule::AtLeast(x) => self.ratio().map(|r| r >= x),
             Rule::Above(x) => self.ratio().map(|r| r > x),
@@ -311,12 +320,18 @@ figure\tedge\tCPU s\tkamailio\t0.1\ts\tlower
 target\tstack\tREGISTER/s\t>=4x
 target\tstack\tfailed registrations\thasip=0
 target\tedge\tCPU s\t>1x
+figure\tdbsync\trepaired after, s\thasip\t1.5\ts\tlower
+figure\tdbsync\trepaired after, s\thasip\t12\ts\tlower
+figure\tdbsync\tdetected after, s\thasip\t0.5\ts\tlower
+figure\tdbsync\tdetected after, s\thasip\t1.9\ts\tlower
+target\tdbsync\trepaired after, s\thasip<=10
+target\tdbsync\tdetected after, s\thasip<=2
 ";
 
     #[test]
     fn medians_ratios_and_targets() {
         let rows = summarize(&parse(SAMPLE).unwrap());
-        assert_eq!(rows.len(), 3);
+        assert_eq!(rows.len(), 5);
         let stack = &rows[0];
         assert_eq!(stack.hasip_median(), 7000.0);
         assert_eq!(stack.reference_median(), Some(2000.0));
@@ -327,6 +342,14 @@ target\tedge\tCPU s\t>1x
         // Lower is better: Kamailio's 0.1 s against hasip's 0.2 s is 0.5x.
         assert_eq!(rows[2].ratio(), Some(0.5));
         assert_eq!(rows[2].met(), Some(false));
+        // A limit holds only when every run keeps it, whatever the median.
+        assert_eq!(rows[3].hasip_median(), 6.75);
+        assert_eq!(rows[3].met(), Some(false), "one repair took 12 s");
+        assert_eq!(rows[4].met(), Some(true));
+        assert_eq!(
+            rows[4].rule.map(|r| r.to_string()).as_deref(),
+            Some("every hasip ≤ 2")
+        );
     }
 
     #[test]
