@@ -84,9 +84,15 @@ async fn own_position(db: &mut Db) -> Result<GtidPos> {
     Ok(pos.only_domain(domain))
 }
 
-/// Waits until `db` has applied `pos`, for at most `wait`. The wait runs in one-second slices
-/// with the replica's state checked in between: a replica stopped on an error gives up at once,
-/// and a long MASTER_GTID_WAIT would also hold up a repair of that replica.
+/// The longest single MASTER_GTID_WAIT: a repair of the server waits for the running one to
+/// end (see `Db::exclusive_replica_control`), so this bounds how much a reconcile in progress
+/// can delay a repair.
+const GTID_WAIT_SLICE: Duration = Duration::from_millis(250);
+
+/// Waits until `db` has applied `pos`, for at most `wait`. The wait runs in short slices
+/// ([`GTID_WAIT_SLICE`]) with the replica's state checked in between: a replica stopped on an
+/// error gives up at once, and a long MASTER_GTID_WAIT would also hold up a repair of that
+/// replica.
 async fn wait_for(db: &mut Db, pos: &GtidPos, wait: Duration) -> Result<bool> {
     if pos.is_empty() {
         return Ok(true);
@@ -94,9 +100,7 @@ async fn wait_for(db: &mut Db, pos: &GtidPos, wait: Duration) -> Result<bool> {
     let deadline = tokio::time::Instant::now() + wait;
     loop {
         let now = tokio::time::Instant::now();
-        let slice = deadline
-            .saturating_duration_since(now)
-            .min(Duration::from_secs(1));
+        let slice = deadline.saturating_duration_since(now).min(GTID_WAIT_SLICE);
         let rows = {
             // Never while this server is being repaired: see `Db::exclusive_replica_control`.
             let _gate = db.shared_gtid_wait().await;
