@@ -27,6 +27,7 @@ pub mod health;
 pub mod nat;
 pub mod pike;
 mod proxy;
+mod relay;
 pub mod ring;
 pub mod route;
 pub mod server;

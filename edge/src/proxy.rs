@@ -26,7 +26,7 @@ use crate::route::{self, Addresses, RouteDecision};
 /// A request that already carries this many of our Vias has looped (482); two is a
 /// legitimate spiral (phone, edge, core, edge, phone).
 const LOOP_LIMIT_FROM_CORE: usize = 2;
-const LOOP_LIMIT_FROM_PHONE: usize = 1;
+pub(crate) const LOOP_LIMIT_FROM_PHONE: usize = 1;
 
 /// Locks a mutex; a panic elsewhere while holding it leaves usable data.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -69,7 +69,7 @@ fn method_label(message: &Message) -> &'static str {
 }
 
 /// The metrics label of a status code.
-fn status_label(code: u16) -> &'static str {
+pub(crate) fn status_label(code: u16) -> &'static str {
     match code {
         100 => "100",
         180 => "180",
@@ -100,7 +100,7 @@ fn status_label(code: u16) -> &'static str {
     }
 }
 
-fn count_in(side: &'static str, message: &Message) {
+pub(crate) fn count_in(side: &'static str, message: &Message) {
     match message.status_code() {
         Some(code) => metrics::counter!("hasip_edge_messages_in_total", "side" => side,
             "kind" => "response", "status" => status_label(code))
@@ -111,18 +111,18 @@ fn count_in(side: &'static str, message: &Message) {
     }
 }
 
-fn count_out_request(method: &'static str) {
+pub(crate) fn count_out_request(method: &'static str) {
     metrics::counter!("hasip_edge_messages_out_total", "kind" => "request", "method" => method)
         .increment(1);
 }
 
-fn count_out_response(code: u16) {
+pub(crate) fn count_out_response(code: u16) {
     metrics::counter!("hasip_edge_messages_out_total", "kind" => "response",
         "status" => status_label(code))
     .increment(1);
 }
 
-fn new_tag() -> String {
+pub(crate) fn new_tag() -> String {
     format!("{:016x}", rand::random::<u64>())
 }
 
@@ -295,7 +295,7 @@ impl Proxy {
     }
 
     /// Writes `received` and `rport` into the top Via (RFC 3581) and records NAT.
-    fn stamp_received(&self, request: &mut Message, flow: &Flow) -> bool {
+    pub(crate) fn stamp_received(&self, request: &mut Message, flow: &Flow) -> bool {
         let (via_text, findings) = {
             let Ok(via) = request.top_via() else {
                 return false;
@@ -339,7 +339,7 @@ impl Proxy {
     }
 
     /// The Via this edge puts on a request sent to `target`.
-    fn via_for(&self, target: &Target) -> String {
+    pub(crate) fn via_for(&self, target: &Target) -> String {
         let (transport, local) = match target {
             Target::Flow(flow) => (flow.transport, flow.local),
             Target::Addr { transport, .. } => (*transport, self.addresses.internal),
@@ -351,7 +351,11 @@ impl Proxy {
         )
     }
 
-    fn registrar_target(&self, aor: &str, tried: &[usize]) -> Option<(usize, SocketAddr)> {
+    pub(crate) fn registrar_target(
+        &self,
+        aor: &str,
+        tried: &[usize],
+    ) -> Option<(usize, SocketAddr)> {
         let ring = lock(&self.ring);
         let index = ring.next_after(aor, tried)?;
         Some((index, *ring.addrs().get(index)?))

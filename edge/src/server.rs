@@ -21,6 +21,7 @@ use crate::flows::FlowTable;
 use crate::health::{Health, HealthConfig, Transition};
 use crate::pike::{raw_user_agent, user_agent_denied, Pike, Verdict};
 use crate::proxy::{lock, Proxy, KEEPALIVE};
+use crate::relay::Relay;
 use crate::ring::Ring;
 use crate::route::Addresses;
 use crate::{stun, Error};
@@ -35,6 +36,7 @@ pub struct Edge {
     incoming: mpsc::Receiver<Incoming>,
     raw: mpsc::Receiver<Inbound>,
     pike: Pike,
+    limits: Limits,
     health_config: HealthConfig,
     keepalive_interval: Duration,
     http_addr: Option<SocketAddr>,
@@ -100,6 +102,7 @@ impl Edge {
             incoming,
             raw,
             pike: Pike::new(config.protection.pike()),
+            limits: config.limits,
             health_config: config.health,
             keepalive_interval: config.keepalive.interval(),
             http_addr,
@@ -130,6 +133,7 @@ impl Edge {
             mut incoming,
             raw,
             pike,
+            limits,
             health_config,
             keepalive_interval,
             http_addr: _,
@@ -138,11 +142,8 @@ impl Edge {
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(screen(
             raw,
-            proxy.endpoint.clone(),
-            transports.clone(),
-            proxy.addresses.internal,
+            Relay::new(Arc::clone(&proxy), transports.clone(), limits),
             pike,
-            proxy.user_agent_deny.clone(),
         ));
         tasks.spawn(probe_loop(Arc::clone(&proxy), health_config));
         if proxy.keepalive {
@@ -197,17 +198,38 @@ fn report_health(proxy: &Proxy) -> HttpHealth {
 
 /// Screens raw input before the transaction layer: per-source rate limits on the
 /// public sockets, and STUN Binding requests answered on the spot. What passes goes to
-/// the transaction layer in this task, without another queue and wake-up.
-async fn screen(
-    mut raw: mpsc::Receiver<Inbound>,
-    endpoint: Endpoint,
-    transports: Transports,
-    internal: SocketAddr,
-    mut pike: Pike,
-    user_agent_deny: Vec<String>,
-) {
+/// the REGISTER relay or the transaction layer in this task, without another queue and
+/// wake-up; the relay's timers run here too.
+async fn screen(mut raw: mpsc::Receiver<Inbound>, mut relay: Relay, mut pike: Pike) {
+    let proxy = Arc::clone(relay.proxy());
+    let endpoint = &proxy.endpoint;
+    let transports = endpoint.transports();
+    let internal = proxy.addresses.internal;
+    let user_agent_deny = &proxy.user_agent_deny;
     let mut last_sweep = Instant::now();
-    while let Some(inbound) = raw.recv().await {
+    let timer = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(timer);
+    let mut armed: Option<std::time::Instant> = None;
+    loop {
+        let next = relay.next_deadline();
+        if next != armed {
+            if let Some(at) = next {
+                timer.as_mut().reset(at.into());
+            }
+            armed = next;
+        }
+        let inbound = tokio::select! {
+            biased;
+            inbound = raw.recv() => match inbound {
+                Some(inbound) => inbound,
+                None => break,
+            },
+            () = &mut timer, if armed.is_some() => {
+                relay.fire().await;
+                armed = None;
+                continue;
+            }
+        };
         let flow = inbound.flow;
         let from_core = flow.transport == Transport::Udp && flow.local == internal;
         if !from_core {
@@ -235,7 +257,7 @@ async fn screen(
         }
         if !from_core && !user_agent_deny.is_empty() {
             if let Some(agent) = raw_user_agent(&inbound.data) {
-                if user_agent_denied(agent, &user_agent_deny) {
+                if user_agent_denied(agent, user_agent_deny) {
                     // Silence: a scanner learns nothing, not even that SIP runs here.
                     metrics::counter!("hasip_edge_denied_user_agents_total").increment(1);
                     tracing::debug!(source = %flow.remote, agent, "user agent denied");
@@ -250,7 +272,9 @@ async fn screen(
             }
             continue;
         }
-        endpoint.receive(inbound).await;
+        if let Some(inbound) = relay.offer(inbound).await {
+            endpoint.receive(inbound).await;
+        }
     }
 }
 

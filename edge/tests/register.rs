@@ -363,3 +363,81 @@ pub fn metric(text: &str, name: &str) -> f64 {
         })
         .sum()
 }
+
+#[tokio::test]
+async fn a_retransmitted_register_gets_the_same_answer_without_reaching_the_registrar_again() {
+    let a = FakeRegistrar::start(Mode::Answer, 3600).await;
+    let edge = start_edge(config(&[a.addr], "[health]\nprobe_interval_ms = 600000\n")).await;
+    let phone = UdpSocket::bind("127.0.0.1:0").await.expect("phone");
+    let phone_addr = phone.local_addr().expect("addr");
+    let request = register("carol", phone_addr, "UDP", 60);
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        phone
+            .send_to(request.as_bytes(), edge.udp)
+            .await
+            .expect("sent");
+        let (response, _) = recv_sip(&phone, Duration::from_secs(5))
+            .await
+            .expect("answer");
+        answers.push(response.to_bytes());
+    }
+    assert_eq!(parse(&answers[0]).status_code(), Some(200), "first answer");
+    assert!(
+        answers.iter().all(|a| *a == answers[0]),
+        "each retransmission got the first 200 again, byte for byte"
+    );
+    assert_eq!(a.registers().len(), 1, "the registrar saw one REGISTER");
+}
+
+#[tokio::test]
+async fn a_silent_registrar_gets_retransmissions_until_the_failover_timer_moves_on() {
+    let silent = FakeRegistrar::start(Mode::Silent, 3600).await;
+    let answering = FakeRegistrar::start(Mode::Answer, 3600).await;
+    let edge = start_edge(config(
+        &[silent.addr, answering.addr],
+        "[health]\nprobe_interval_ms = 600000\ndown_after = 1000\n",
+    ))
+    .await;
+    // A user the silent registrar owns, so the first attempt goes there.
+    let addrs = [silent.addr, answering.addr];
+    let user = (0..1000)
+        .map(|i| format!("dave{i}"))
+        .find(|u| owner(&addrs, u) == 0)
+        .expect("a user of the first registrar");
+    let phone = UdpSocket::bind("127.0.0.1:0").await.expect("phone");
+    let phone_addr = phone.local_addr().expect("addr");
+    phone
+        .send_to(register(&user, phone_addr, "UDP", 60).as_bytes(), edge.udp)
+        .await
+        .expect("sent");
+    let (response, _) = recv_sip(&phone, Duration::from_secs(5))
+        .await
+        .expect("answer");
+    assert_eq!(response.status_code(), Some(200));
+    // Timer E: sent at 0 and again at 500 ms, then the 1 s failover timer moved on.
+    assert_eq!(
+        silent.registers().len(),
+        2,
+        "first send and one Timer E retransmission"
+    );
+    assert_eq!(answering.registers().len(), 1);
+    let branches: Vec<String> = silent
+        .registers()
+        .iter()
+        .chain(answering.registers().iter())
+        .filter_map(|m| m.top_via().ok()?.branch().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        branches[0], branches[1],
+        "a retransmission keeps its branch"
+    );
+    assert_ne!(
+        branches[1], branches[2],
+        "the next registrar gets a new branch"
+    );
+    assert!(
+        recv_sip(&phone, Duration::from_millis(300)).await.is_none(),
+        "the phone saw one answer"
+    );
+}

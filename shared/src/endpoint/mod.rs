@@ -28,6 +28,7 @@ use tokio::sync::mpsc::error::TrySendError;
 
 use crate::sip::builder::response_to;
 use crate::sip::{HeaderName, Limits, Message, Method, ParseError};
+use crate::transaction::key::has_magic_cookie;
 use crate::transaction::{ClientKey, ClientKeyParts, ServerKey, ServerKeyParts, TimerConfig};
 use crate::transport::{self, Flow, Inbound, Transport, Transports};
 
@@ -283,7 +284,7 @@ fn count_bad(kind: &'static str) {
 }
 
 /// The key of a client transaction from a response, or from the request it sends.
-fn client_key(message: &Message) -> Result<ClientKey, ParseError> {
+pub fn client_key(message: &Message) -> Result<ClientKey, ParseError> {
     let via = message.top_via()?;
     let branch = via.branch().ok_or(ParseError::BadHeader("Via"))?;
     let cseq = message.cseq()?;
@@ -296,13 +297,27 @@ fn client_key(message: &Message) -> Result<ClientKey, ParseError> {
 }
 
 /// The key of a server transaction from a request.
-fn server_key(request: &Message) -> Result<ServerKey, ParseError> {
+pub fn server_key(request: &Message) -> Result<ServerKey, ParseError> {
     let via = request.top_via()?;
     let sent_by = via.sent_by().to_string();
+    let cseq = request.cseq()?;
+    if let Some(branch) = via.branch().filter(|b| has_magic_cookie(b)) {
+        // An RFC 3261 branch: the other parts are not part of the key.
+        return Ok(ServerKey::new(&ServerKeyParts {
+            branch: Some(branch),
+            sent_by: &sent_by,
+            method: request.method_str().unwrap_or_default(),
+            request_uri: "",
+            call_id: "",
+            from_tag: None,
+            to_tag: None,
+            cseq: cseq.seq,
+            top_via: "",
+        }));
+    }
     let top_via = request
         .first_value(&HeaderName::Via)
         .ok_or(ParseError::BadHeader("Via"))?;
-    let cseq = request.cseq()?;
     let from = request.from_header().ok();
     let to = request.to_header().ok();
     Ok(ServerKey::new(&ServerKeyParts {

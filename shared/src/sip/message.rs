@@ -121,6 +121,14 @@ pub struct Message {
 
 const SIP_VERSION: &str = "SIP/2.0";
 
+/// Spare header slots reserved at parse time for the lines an edit adds.
+const EDIT_ROOM: usize = 4;
+/// The first allocation of the edit text.
+const SCRATCH_ROOM: usize = 256;
+/// Bytes beyond the received message and the edit text reserved when writing an edited
+/// message: header names and separators of added lines.
+const EDIT_SLACK: usize = 64;
+
 /// `HeaderName::ContentLength.index()`, checked on every header line.
 const CONTENT_LENGTH: u8 = 9;
 
@@ -339,7 +347,9 @@ impl Message {
 
         // Each header takes at least one line, so this capacity is the only allocation.
         let lines = memchr::memchr_iter(b'\n', head_bytes).count();
-        let mut headers = Vec::with_capacity(lines.saturating_sub(1).min(limits.max_headers));
+        // Room for the few lines a proxy adds (Via, Path, Record-Route) without regrowing.
+        let mut headers =
+            Vec::with_capacity(lines.saturating_sub(1).min(limits.max_headers) + EDIT_ROOM);
         let mut content_length: Option<usize> = None;
         let mut pos = start_nl + 1;
         while pos < head_end {
@@ -584,6 +594,10 @@ impl Message {
 
     fn store(&mut self, s: &str) -> Text {
         let start = self.scratch.len();
+        if self.scratch.capacity() == 0 {
+            // One allocation for the usual handful of edits.
+            self.scratch.reserve(s.len().max(SCRATCH_ROOM));
+        }
         self.scratch.push_str(s);
         Text::Scratch(Span::new(start, self.scratch.len()))
     }
@@ -805,7 +819,7 @@ impl Message {
                 self.buf.slice(..self.msg_len)
             };
         }
-        let mut out = BytesMut::new();
+        let mut out = BytesMut::with_capacity(self.msg_len + self.scratch.len() + EDIT_SLACK);
         self.write_to(&mut out);
         out.freeze()
     }
