@@ -40,7 +40,8 @@ pub(crate) struct Relay {
     transports: Transports,
     limits: Limits,
     timers: TimerConfig,
-    entries: HashMap<u64, Entry>,
+    /// Boxed: the table moves only pointers when it grows.
+    entries: HashMap<u64, Box<Entry>>,
     servers: HashMap<ServerKey, u64>,
     clients: HashMap<ClientKey, u64>,
     /// Deadlines by entry; an entry whose deadline moved leaves its old one behind, which
@@ -49,6 +50,8 @@ pub(crate) struct Relay {
     next_id: u64,
     /// `SIP/2.0/UDP <internal>;branch=`: the start of every Via this relay adds.
     via_prefix: String,
+    /// `@<internal>;lr;ob>`: the end of every Path this relay adds, after `<sip:TOKEN`.
+    path_suffix: String,
 }
 
 /// One REGISTER: the phone's server transaction and the current attempt toward a registrar.
@@ -91,15 +94,27 @@ struct Pending {
     learn: Option<Flow>,
 }
 
+/// What `Addresses::path` writes before the token.
+const PATH_START: &str = "<sip:";
+
 fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 
 impl Relay {
     pub(crate) fn new(proxy: Arc<Proxy>, transports: Transports, limits: Limits) -> Self {
-        let via_prefix = format!("SIP/2.0/UDP {};branch=", proxy.addresses.internal);
+        let internal = proxy.addresses.internal;
+        let via_prefix = format!("SIP/2.0/UDP {internal};branch=");
+        // `Addresses::path` stays the one place that writes a Path; its end is kept here.
+        let path_suffix = proxy
+            .addresses
+            .path("")
+            .strip_prefix(PATH_START)
+            .unwrap_or_default()
+            .to_owned();
         Relay {
             via_prefix,
+            path_suffix,
             proxy,
             transports,
             limits,
@@ -185,7 +200,13 @@ impl Relay {
             tracing::info!(source = %flow.remote, "Path from a phone stripped");
         }
         let token = proxy.key.encode(flow);
-        request.prepend_header(HeaderName::Path, &proxy.addresses.path(&token));
+        // `Addresses::path(&token)`, without formatting the internal address each time.
+        let mut path =
+            String::with_capacity(PATH_START.len() + token.len() + self.path_suffix.len());
+        path.push_str(PATH_START);
+        path.push_str(&token);
+        path.push_str(&self.path_suffix);
+        request.prepend_header(HeaderName::Path, &path);
         Some((request, aor))
     }
 
@@ -196,7 +217,7 @@ impl Relay {
         self.servers.insert(key.clone(), id);
         self.entries.insert(
             id,
-            Entry {
+            Box::new(Entry {
                 server: ServerNonInvite::new(Reliability::Unreliable, &self.timers, now()),
                 server_key: key,
                 phone,
@@ -211,7 +232,7 @@ impl Relay {
                 }),
                 last_response: None,
                 scheduled: None,
-            },
+            }),
         );
         self.next_attempt(id).await;
         self.reschedule(id);
