@@ -140,17 +140,16 @@ impl Relay {
     /// retransmission, or a registrar's answer to one); gives it back untouched otherwise.
     pub(crate) async fn offer(&mut self, inbound: Inbound) -> Option<Inbound> {
         let flow = inbound.flow;
-        if flow.transport != Transport::Udp || !looks_like_register_traffic(&inbound.data) {
+        let from_core = flow.local == self.proxy.addresses.internal;
+        if flow.transport != Transport::Udp || !may_be_ours(&inbound.data, from_core) {
             return Some(inbound);
         }
         let Ok(message) = Message::parse(inbound.data.clone(), &self.limits) else {
             return Some(inbound);
         };
-        let from_core = flow.local == self.proxy.addresses.internal;
         if !message.is_request() {
-            let key = match client_key(&message) {
-                Ok(key) if from_core => key,
-                _ => return Some(inbound),
+            let Ok(key) = client_key(&message) else {
+                return Some(inbound);
             };
             let Some(&id) = self.clients.get(&key) else {
                 return Some(inbound);
@@ -158,7 +157,7 @@ impl Relay {
             self.on_response(id, &key, message).await;
             return None;
         }
-        if from_core || message.method() != Some(Method::Register) {
+        if message.method() != Some(Method::Register) {
             return Some(inbound);
         }
         let Ok(key) = server_key(&message) else {
@@ -499,10 +498,14 @@ impl Relay {
     }
 }
 
-/// A cheap first look before parsing: a REGISTER request, or any response (a registrar's
-/// answer to a forwarded REGISTER starts with the status line; its CSeq says the rest).
-fn looks_like_register_traffic(data: &[u8]) -> bool {
-    data.starts_with(b"REGISTER ") || data.starts_with(b"SIP/2.0 ")
+/// A cheap first look before parsing: a REGISTER from a phone, or a response from the
+/// core (a registrar's answer to a forwarded REGISTER; its CSeq says the rest).
+fn may_be_ours(data: &[u8], from_core: bool) -> bool {
+    if from_core {
+        data.starts_with(b"SIP/2.0 ")
+    } else {
+        data.starts_with(b"REGISTER ")
+    }
 }
 
 #[cfg(test)]
@@ -510,17 +513,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_register_requests_and_responses_are_looked_at() {
-        assert!(looks_like_register_traffic(
-            b"REGISTER sip:example.com SIP/2.0\r\n"
+    fn only_registers_from_phones_and_responses_from_the_core_are_looked_at() {
+        let register = b"REGISTER sip:example.com SIP/2.0\r\n";
+        let ok = b"SIP/2.0 200 OK\r\n";
+        assert!(may_be_ours(register, false));
+        assert!(may_be_ours(ok, true));
+        assert!(!may_be_ours(register, true), "a REGISTER from the core");
+        assert!(!may_be_ours(ok, false), "a phone's response");
+        assert!(!may_be_ours(
+            b"INVITE sip:bob@example.com SIP/2.0\r\n",
+            false
         ));
-        assert!(looks_like_register_traffic(b"SIP/2.0 200 OK\r\n"));
-        assert!(!looks_like_register_traffic(
-            b"INVITE sip:bob@example.com SIP/2.0\r\n"
-        ));
-        assert!(!looks_like_register_traffic(
-            b"register sip:example.com SIP/2.0\r\n"
-        ));
-        assert!(!looks_like_register_traffic(b"\r\n\r\n"));
+        // Methods are case-sensitive (RFC 3261 section 7.1): this is another method.
+        assert!(!may_be_ours(b"register sip:example.com SIP/2.0\r\n", false));
+        assert!(!may_be_ours(b"\r\n\r\n", false));
     }
 }

@@ -211,6 +211,13 @@ async fn screen(mut raw: mpsc::Receiver<Inbound>, mut relay: Relay, mut pike: Pi
     tokio::pin!(timer);
     let mut armed: Option<std::time::Instant> = None;
     loop {
+        // Due timers first, even while input keeps coming: the select below prefers input.
+        if relay
+            .next_deadline()
+            .is_some_and(|at| at <= Instant::now().into_std())
+        {
+            relay.fire().await;
+        }
         let next = relay.next_deadline();
         if next != armed {
             if let Some(at) = next {

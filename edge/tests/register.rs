@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::*;
 use hasip::flow_token::FlowTokenKey;
 use hasip::sip::uri::Uri;
-use hasip::sip::HeaderName;
+use hasip::sip::{HeaderName, Message};
 use hasip::transport::{Flow, Transport};
 use hasip_edge::ring::Ring;
 use tokio::net::UdpSocket;
@@ -22,6 +22,20 @@ fn owner(addrs: &[SocketAddr], user: &str) -> usize {
     Ring::new(addrs.to_vec(), VNODES)
         .choose(&format!("sip:{user}@example.com"))
         .unwrap_or(usize::MAX)
+}
+
+/// A new phone socket that sent one REGISTER for `user` through the edge, and its answer.
+async fn register_from_a_new_phone(edge: &TestEdge, user: &str) -> (UdpSocket, Message) {
+    let phone = UdpSocket::bind("127.0.0.1:0").await.expect("phone");
+    let phone_addr = phone.local_addr().expect("addr");
+    phone
+        .send_to(register(user, phone_addr, "UDP", 60).as_bytes(), edge.udp)
+        .await
+        .expect("sent");
+    let (response, _) = recv_sip(&phone, Duration::from_secs(5))
+        .await
+        .expect("answer");
+    (phone, response)
 }
 
 /// Which registrar saw each AoR.
@@ -336,15 +350,7 @@ async fn a_503_moves_the_transaction_on_and_all_down_gives_503() {
         "[health]\nprobe_interval_ms = 600000\ndown_after = 1000\n",
     ))
     .await;
-    let phone = UdpSocket::bind("127.0.0.1:0").await.expect("phone");
-    let phone_addr = phone.local_addr().expect("addr");
-    phone
-        .send_to(register("bob", phone_addr, "UDP", 60).as_bytes(), edge.udp)
-        .await
-        .expect("sent");
-    let (response, _) = recv_sip(&phone, Duration::from_secs(5))
-        .await
-        .expect("answer");
+    let (_phone, response) = register_from_a_new_phone(&edge, "bob").await;
     assert_eq!(response.status_code(), Some(503));
     assert_eq!(a.registers().len(), 1, "both registrars were tried once");
     assert_eq!(b.registers().len(), 1);
@@ -405,15 +411,7 @@ async fn a_silent_registrar_gets_retransmissions_until_the_failover_timer_moves_
         .map(|i| format!("dave{i}"))
         .find(|u| owner(&addrs, u) == 0)
         .expect("a user of the first registrar");
-    let phone = UdpSocket::bind("127.0.0.1:0").await.expect("phone");
-    let phone_addr = phone.local_addr().expect("addr");
-    phone
-        .send_to(register(&user, phone_addr, "UDP", 60).as_bytes(), edge.udp)
-        .await
-        .expect("sent");
-    let (response, _) = recv_sip(&phone, Duration::from_secs(5))
-        .await
-        .expect("answer");
+    let (phone, response) = register_from_a_new_phone(&edge, &user).await;
     assert_eq!(response.status_code(), Some(200));
     // Timer E: sent at 0 and again at 500 ms, then the 1 s failover timer moved on.
     assert_eq!(
