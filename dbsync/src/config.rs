@@ -309,7 +309,7 @@ fn default_chunk() -> u64 {
     50_000
 }
 fn default_workers() -> u64 {
-    1
+    2
 }
 fn default_timeout_s() -> u64 {
     10
