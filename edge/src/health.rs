@@ -5,8 +5,6 @@
 //! answers in a row. Any answer to a forwarded request counts as a success. The caller
 //! applies each transition to the [`crate::ring::Ring`].
 
-use std::time::Instant;
-
 use serde::Deserialize;
 
 /// Thresholds for marking registrars down and up.
@@ -50,8 +48,6 @@ struct State {
     down: bool,
     failures: u32,
     successes: u32,
-    /// When a forwarded request was last answered.
-    last_answer: Option<Instant>,
 }
 
 /// The health of every registrar, by index.
@@ -105,24 +101,14 @@ impl Health {
         Transition::None
     }
 
-    /// A forwarded request was answered at `now`: proof of life, but a down registrar
-    /// waits for its probes to come back so one lucky answer does not flap it.
-    pub fn answered(&mut self, index: usize, now: Instant) {
+    /// A forwarded request was answered: proof of life, but a down registrar waits for
+    /// its probes to come back so one lucky answer does not flap it.
+    pub fn answered(&mut self, index: usize) {
         if let Some(state) = self.states.get_mut(index) {
-            state.last_answer = Some(now);
             if !state.down {
                 state.failures = 0;
             }
         }
-    }
-
-    /// Whether registrar `index` answered a forwarded request at or after `since`: it is
-    /// alive, and a request it has not answered yet is slow rather than lost.
-    pub fn answered_since(&self, index: usize, since: Instant) -> bool {
-        self.states
-            .get(index)
-            .and_then(|s| s.last_answer)
-            .is_some_and(|at| at >= since)
     }
 }
 
@@ -156,13 +142,12 @@ mod tests {
     #[test]
     fn a_success_resets_the_failure_count() {
         let mut health = Health::new(1, config(2, 1));
-        let now = Instant::now();
         health.failure(0);
-        health.answered(0, now);
+        health.answered(0);
         assert_eq!(health.failure(0), Transition::None);
         assert_eq!(health.failure(0), Transition::Down);
         // A forwarded answer alone does not bring it back.
-        health.answered(0, now);
+        health.answered(0);
         assert!(health.is_down(0));
         assert_eq!(health.probe_answered(0), Transition::Up);
     }
@@ -175,20 +160,6 @@ mod tests {
         health.failure(0);
         assert_eq!(health.probe_answered(0), Transition::None);
         assert_eq!(health.probe_answered(0), Transition::Up);
-    }
-
-    #[test]
-    fn answers_are_remembered_by_time() {
-        let mut health = Health::new(2, HealthConfig::default());
-        let t0 = Instant::now();
-        let t1 = t0 + std::time::Duration::from_secs(1);
-        assert!(!health.answered_since(0, t0), "never answered");
-        health.answered(0, t1);
-        assert!(health.answered_since(0, t0));
-        assert!(health.answered_since(0, t1));
-        assert!(!health.answered_since(0, t1 + std::time::Duration::from_millis(1)));
-        assert!(!health.answered_since(1, t0), "the other registrar");
-        assert!(!health.answered_since(9, t0), "an unknown index");
     }
 
     #[test]

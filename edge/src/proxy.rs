@@ -28,10 +28,6 @@ use crate::route::{self, Addresses, RouteDecision};
 const LOOP_LIMIT_FROM_CORE: usize = 2;
 pub(crate) const LOOP_LIMIT_FROM_PHONE: usize = 1;
 
-/// How many times in a row the failover timer may be re-armed for a registrar that is
-/// answering other requests, before the request moves on anyway.
-pub(crate) const MAX_FAILOVER_DEFERRALS: u32 = 4;
-
 /// Locks a mutex; a panic elsewhere while holding it leaves usable data.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -365,29 +361,6 @@ impl Proxy {
         Some((index, *ring.addrs().get(index)?))
     }
 
-    /// The failover timer of a request to registrar `index` fired: whether to wait another
-    /// period instead of moving on. A registrar that answered other requests within the
-    /// last period is slow, not gone: sending the request elsewhere too would only double
-    /// the work of a loaded core (a retry storm) and mark a live registrar down. One that
-    /// answered nothing is failed over at once; `deferrals` bounds the wait either way.
-    pub(crate) fn defer_failover(&self, index: usize, deferrals: &mut u32) -> bool {
-        if *deferrals >= MAX_FAILOVER_DEFERRALS {
-            return false;
-        }
-        let now = Instant::now().into_std();
-        let since = now.checked_sub(self.failover_timeout).unwrap_or(now);
-        if !lock(&self.health).answered_since(index, since) {
-            return false;
-        }
-        *deferrals += 1;
-        metrics::counter!("hasip_edge_failovers_deferred_total").increment(1);
-        tracing::debug!(
-            registrar = index,
-            "registrar slow but answering: failover deferred"
-        );
-        true
-    }
-
     /// A registrar failed a transaction: count it, and take it out of the ring if that
     /// crossed the threshold.
     pub(crate) fn registrar_failed(&self, index: usize) {
@@ -468,8 +441,7 @@ impl Proxy {
                 }
             };
             count_out_request(method);
-            let mut failover_at = Instant::now() + self.failover_timeout;
-            let mut deferrals = 0;
+            let failover_at = Instant::now() + self.failover_timeout;
             let mut provisional = false;
             let mut cancelled = false;
             let failed = loop {
@@ -491,7 +463,7 @@ impl Proxy {
                                 if code == 503 {
                                     break Failed::Unavailable;
                                 }
-                                lock(&self.health).answered(index, Instant::now().into_std());
+                                lock(&self.health).answered(index);
                             }
                             if let (Some(phone), 200..=299) = (learn, code) {
                                 let registration = flows::registration(&request, &response);
@@ -518,12 +490,6 @@ impl Proxy {
                         }
                     },
                     () = tokio::time::sleep_until(failover_at), if failover_armed => {
-                        if let Some(index) = registrar {
-                            if self.defer_failover(index, &mut deferrals) {
-                                failover_at = Instant::now() + self.failover_timeout;
-                                continue;
-                            }
-                        }
                         if is_invite {
                             // A late answer from this registrar must not set up a call.
                             client.cancel().await;

@@ -61,9 +61,8 @@ struct Entry {
     /// The flow the REGISTER came in on; every response goes back over it.
     phone: Flow,
     attempt: Option<Attempt>,
-    /// Keys of earlier attempts and their registrars: their late answers are absorbed,
-    /// not relayed as strays, and still show the registrar alive.
-    retired: Vec<(ClientKey, usize)>,
+    /// Keys of earlier attempts: their late answers are absorbed, not relayed as strays.
+    retired: Vec<ClientKey>,
     /// Until the final response: what another attempt or a local answer needs.
     pending: Option<Pending>,
     /// The last response sent to the phone, sent again when it retransmits.
@@ -82,8 +81,6 @@ struct Attempt {
     sent: Bytes,
     /// When to give up on this registrar and try the next (disarmed by a provisional).
     failover_at: Option<Instant>,
-    /// Times the failover timer was re-armed because the registrar was answering others.
-    deferrals: u32,
 }
 
 /// What is kept until the REGISTER has its final response.
@@ -286,7 +283,7 @@ impl Relay {
             });
             let sent = out.to_bytes();
             if let Some(old) = entry.attempt.take() {
-                entry.retired.push((old.key, old.registrar));
+                entry.retired.push(old.key);
             }
             if let Err(error) = self.transports.send(&target, sent.clone()).await {
                 tracing::debug!(%error, "forwarding failed");
@@ -304,7 +301,6 @@ impl Relay {
                     target,
                     sent,
                     failover_at: Some(at + self.proxy.failover_timeout),
-                    deferrals: 0,
                 });
             }
             return;
@@ -362,11 +358,6 @@ impl Relay {
         };
         // An earlier attempt's late answer, or a retransmitted final: absorbed.
         let Some(attempt) = entry.attempt.as_mut().filter(|a| &a.key == key) else {
-            if let Some((_, index)) = entry.retired.iter().find(|(k, _)| k == key) {
-                if code != 503 {
-                    lock(&self.proxy.health).answered(*index, now());
-                }
-            }
             return;
         };
         if attempt.client.on_response(code, now()) != Some(ClientNonInviteAction::PassToTu) {
@@ -392,7 +383,7 @@ impl Relay {
             self.reschedule(id);
             return;
         }
-        lock(&self.proxy.health).answered(index, now());
+        lock(&self.proxy.health).answered(index);
         if let Some(pending) = entry.pending.as_ref() {
             if let (Some(phone), 200..=299) = (pending.learn, code) {
                 let registration = flows::registration(&pending.request, &response);
@@ -437,13 +428,9 @@ impl Relay {
         let registrar = attempt.registrar;
         // Once the phone has its final answer, a timer of the last attempt says nothing more.
         let forwarding = entry.pending.is_some();
-        let mut failover = attempt.failover_at.is_some_and(|t| t <= at_now) && forwarding;
+        let failover = attempt.failover_at.is_some_and(|t| t <= at_now) && forwarding;
         if failover {
             attempt.failover_at = None;
-            if self.proxy.defer_failover(registrar, &mut attempt.deferrals) {
-                attempt.failover_at = Some(at_now + self.proxy.failover_timeout);
-                failover = false;
-            }
         }
         let mut timed_out = false;
         let mut retransmit = false;
@@ -501,8 +488,11 @@ impl Relay {
             return;
         };
         self.servers.remove(&entry.server_key);
-        let retired = entry.retired.iter().map(|(key, _)| key);
-        for key in retired.chain(entry.attempt.as_ref().map(|a| &a.key)) {
+        for key in entry
+            .retired
+            .iter()
+            .chain(entry.attempt.as_ref().map(|a| &a.key))
+        {
             self.clients.remove(key);
         }
     }

@@ -25,14 +25,14 @@ fn owner(addrs: &[SocketAddr], user: &str) -> usize {
 }
 
 /// A new phone socket that sent one REGISTER for `user` through the edge, and its answer.
-async fn register_from_a_new_phone(edge: SocketAddr, user: &str) -> (UdpSocket, Message) {
+async fn register_from_a_new_phone(edge: &TestEdge, user: &str) -> (UdpSocket, Message) {
     let phone = UdpSocket::bind("127.0.0.1:0").await.expect("phone");
     let phone_addr = phone.local_addr().expect("addr");
     phone
-        .send_to(register(user, phone_addr, "UDP", 60).as_bytes(), edge)
+        .send_to(register(user, phone_addr, "UDP", 60).as_bytes(), edge.udp)
         .await
         .expect("sent");
-    let (response, _) = recv_sip(&phone, Duration::from_secs(6))
+    let (response, _) = recv_sip(&phone, Duration::from_secs(5))
         .await
         .expect("answer");
     (phone, response)
@@ -350,7 +350,7 @@ async fn a_503_moves_the_transaction_on_and_all_down_gives_503() {
         "[health]\nprobe_interval_ms = 600000\ndown_after = 1000\n",
     ))
     .await;
-    let (_phone, response) = register_from_a_new_phone(edge.udp, "bob").await;
+    let (_phone, response) = register_from_a_new_phone(&edge, "bob").await;
     assert_eq!(response.status_code(), Some(503));
     assert_eq!(a.registers().len(), 1, "both registrars were tried once");
     assert_eq!(b.registers().len(), 1);
@@ -411,7 +411,7 @@ async fn a_silent_registrar_gets_retransmissions_until_the_failover_timer_moves_
         .map(|i| format!("dave{i}"))
         .find(|u| owner(&addrs, u) == 0)
         .expect("a user of the first registrar");
-    let (phone, response) = register_from_a_new_phone(edge.udp, &user).await;
+    let (phone, response) = register_from_a_new_phone(&edge, &user).await;
     assert_eq!(response.status_code(), Some(200));
     // Timer E: sent at 0 and again at 500 ms, then the 1 s failover timer moved on.
     assert_eq!(
@@ -437,53 +437,5 @@ async fn a_silent_registrar_gets_retransmissions_until_the_failover_timer_moves_
     assert!(
         recv_sip(&phone, Duration::from_millis(300)).await.is_none(),
         "the phone saw one answer"
-    );
-}
-
-#[tokio::test]
-async fn a_slow_registrar_that_answers_others_keeps_its_requests_instead_of_a_retry_storm() {
-    // Answers every REGISTER 1.5 s late; the failover timer is 1 s.
-    let slow = FakeRegistrar::start(Mode::Delayed(1500), 3600).await;
-    let other = FakeRegistrar::start(Mode::Answer, 3600).await;
-    let edge = start_edge(config(
-        &[slow.addr, other.addr],
-        "[health]\nprobe_interval_ms = 600000\ndown_after = 1000\n",
-    ))
-    .await;
-    let addrs = [slow.addr, other.addr];
-    let mut users = (0..1000)
-        .map(|i| format!("erin{i}"))
-        .filter(|u| owner(&addrs, u) == 0);
-    let (first, second) = (
-        users.next().expect("a user"),
-        users.next().expect("another"),
-    );
-    // The first REGISTER's failover timer fires before the slow registrar has answered
-    // anything: it moves on. The second's fires after the slow registrar answered the
-    // first (late): it is slow, not gone, so the second waits for its own answer.
-    let first_user = first.clone();
-    let one = tokio::spawn({
-        let edge_udp = edge.udp;
-        async move { register_from_a_new_phone(edge_udp, &first).await.1 }
-    });
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    let (_, two) = register_from_a_new_phone(edge.udp, &second).await;
-    let one = one.await.expect("first phone");
-    assert_eq!(one.status_code(), Some(200), "first phone");
-    assert_eq!(two.status_code(), Some(200), "second phone");
-    let users_seen = |r: &FakeRegistrar| -> Vec<String> {
-        r.registers()
-            .iter()
-            .filter_map(|m| m.to_header().ok()?.uri.user.map(str::to_owned))
-            .collect()
-    };
-    assert_eq!(
-        users_seen(&other),
-        [first_user],
-        "only the first REGISTER failed over"
-    );
-    assert!(
-        users_seen(&slow).contains(&second),
-        "the second REGISTER went to the slow registrar"
     );
 }

@@ -115,8 +115,6 @@ pub enum Mode {
     Silent,
     /// 503 to REGISTER, 200 to OPTIONS.
     Unavailable,
-    /// Like `Answer`, but each REGISTER is answered this many milliseconds late.
-    Delayed(u64),
 }
 
 /// A registrar on a Rust socket that records the REGISTERs it saw.
@@ -194,7 +192,6 @@ async fn serve(
     sources: Arc<Mutex<Vec<SocketAddr>>>,
     expires: u32,
 ) {
-    let socket = Arc::new(socket);
     let mut buf = vec![0u8; 65535];
     loop {
         let Ok((len, from)) = socket.recv_from(&mut buf).await else {
@@ -237,14 +234,6 @@ async fn serve(
             }
             (_, false) => response_to(&request, 200, "OK", Some("r")).build(),
         };
-        if let (Mode::Delayed(ms), true) = (current, is_register) {
-            let socket = Arc::clone(&socket);
-            tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_millis(ms)).await;
-                let _ = socket.send_to(&response, from).await;
-            });
-            continue;
-        }
         let _ = socket.send_to(&response, from).await;
     }
 }
