@@ -413,25 +413,22 @@ async fn a_silent_registrar_gets_retransmissions_until_the_failover_timer_moves_
         .expect("a user of the first registrar");
     let (phone, response) = register_from_a_new_phone(&edge, &user).await;
     assert_eq!(response.status_code(), Some(200));
-    // Timer E: sent at 0 and again at 500 ms, then the 1 s failover timer moved on.
-    assert_eq!(
-        silent.registers().len(),
-        2,
-        "first send and one Timer E retransmission"
+    // Timer E: sent at 0 and again at 500 ms, then the 1 s failover timer moved on (a
+    // late timer on a busy machine may let one more retransmission out first).
+    let branch = |m: &Message| m.top_via().ok()?.branch().map(str::to_owned);
+    let to_silent: Vec<_> = silent.registers().iter().map(branch).collect();
+    let to_answering: Vec<_> = answering.registers().iter().map(branch).collect();
+    assert!(
+        (2..=3).contains(&to_silent.len()),
+        "the first send and Timer E retransmissions: {to_silent:?}"
     );
-    assert_eq!(answering.registers().len(), 1);
-    let branches: Vec<String> = silent
-        .registers()
-        .iter()
-        .chain(answering.registers().iter())
-        .filter_map(|m| m.top_via().ok()?.branch().map(str::to_owned))
-        .collect();
-    assert_eq!(
-        branches[0], branches[1],
-        "a retransmission keeps its branch"
+    assert!(
+        to_silent.iter().all(|b| b.is_some() && *b == to_silent[0]),
+        "a retransmission keeps its branch: {to_silent:?}"
     );
+    assert_eq!(to_answering.len(), 1, "one attempt at the next registrar");
     assert_ne!(
-        branches[1], branches[2],
+        to_answering[0], to_silent[0],
         "the next registrar gets a new branch"
     );
     assert!(
