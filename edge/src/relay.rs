@@ -34,6 +34,16 @@ use crate::proxy::{
 };
 use crate::route::{self, RouteDecision};
 
+/// What became of a message offered to the relay.
+pub(crate) enum Offer {
+    /// The relay handled it.
+    Taken,
+    /// Not the relay's, not parsed (or to be parsed again as it arrived).
+    Raw(Inbound),
+    /// Not the relay's, parsed with the transaction layer's limits and unchanged.
+    Parsed(Message, Flow),
+}
+
 /// The REGISTER transactions in flight and finishing, and their timers.
 pub(crate) struct Relay {
     proxy: Arc<Proxy>,
@@ -137,41 +147,44 @@ impl Relay {
     }
 
     /// Takes `inbound` if it belongs here (a REGISTER from a phone over UDP, its
-    /// retransmission, or a registrar's answer to one); gives it back untouched otherwise.
-    pub(crate) async fn offer(&mut self, inbound: Inbound) -> Option<Inbound> {
+    /// retransmission, or a registrar's answer to one); gives it back otherwise, parsed
+    /// when it was parsed here and left as it arrived.
+    pub(crate) async fn offer(&mut self, inbound: Inbound) -> Offer {
         let flow = inbound.flow;
         let from_core = flow.local == self.proxy.addresses.internal;
         if flow.transport != Transport::Udp || !may_be_ours(&inbound.data, from_core) {
-            return Some(inbound);
+            return Offer::Raw(inbound);
         }
         let Ok(message) = Message::parse(inbound.data.clone(), &self.limits) else {
-            return Some(inbound);
+            // The general path answers it with its 400.
+            return Offer::Raw(inbound);
         };
         if !message.is_request() {
-            let Ok(key) = client_key(&message) else {
-                return Some(inbound);
-            };
-            let Some(&id) = self.clients.get(&key) else {
-                return Some(inbound);
+            let Some((id, key)) = client_key(&message)
+                .ok()
+                .and_then(|key| Some((*self.clients.get(&key)?, key)))
+            else {
+                return Offer::Parsed(message, flow);
             };
             self.on_response(id, &key, message).await;
-            return None;
+            return Offer::Taken;
         }
         if message.method() != Some(Method::Register) {
-            return Some(inbound);
+            return Offer::Parsed(message, flow);
         }
         let Ok(key) = server_key(&message) else {
-            return Some(inbound);
+            return Offer::Parsed(message, flow);
         };
         if let Some(&id) = self.servers.get(&key) {
             self.on_retransmission(id).await;
-            return None;
+            return Offer::Taken;
         }
+        // `admit` edits the request as it checks it: what it refuses goes back as received.
         let Some((request, aor)) = self.admit(message, &flow) else {
-            return Some(inbound);
+            return Offer::Raw(inbound);
         };
         self.start(key, request, aor, flow).await;
-        None
+        Offer::Taken
     }
 
     /// Prepares a new REGISTER for forwarding, or `None` when the general path must answer

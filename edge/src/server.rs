@@ -21,7 +21,7 @@ use crate::flows::FlowTable;
 use crate::health::{Health, HealthConfig, Transition};
 use crate::pike::{raw_user_agent, user_agent_denied, Pike, Verdict};
 use crate::proxy::{lock, Proxy, KEEPALIVE};
-use crate::relay::Relay;
+use crate::relay::{Offer, Relay};
 use crate::ring::Ring;
 use crate::route::Addresses;
 use crate::{stun, Error};
@@ -279,8 +279,10 @@ async fn screen(mut raw: mpsc::Receiver<Inbound>, mut relay: Relay, mut pike: Pi
             }
             continue;
         }
-        if let Some(inbound) = relay.offer(inbound).await {
-            endpoint.receive(inbound).await;
+        match relay.offer(inbound).await {
+            Offer::Taken => {}
+            Offer::Raw(inbound) => endpoint.receive(inbound).await,
+            Offer::Parsed(message, flow) => endpoint.receive_message(message, flow).await,
         }
     }
 }

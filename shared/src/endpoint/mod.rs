@@ -224,6 +224,16 @@ impl Endpoint {
         self.inner.on_inbound(inbound.flow, inbound.data).await;
     }
 
+    /// Like [`Endpoint::receive`], for a message the caller has already parsed (with this
+    /// layer's limits) and looked at: it is not parsed again.
+    pub async fn receive_message(&self, message: Message, flow: Flow) {
+        if message.is_request() {
+            self.inner.on_request(message, flow).await;
+        } else {
+            self.inner.on_response(message, flow).await;
+        }
+    }
+
     /// The transports underneath.
     pub fn transports(&self) -> &Transports {
         &self.inner.transports
