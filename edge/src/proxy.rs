@@ -44,7 +44,13 @@ pub(crate) struct Proxy {
     pub(crate) user_agent_deny: Vec<String>,
     pub(crate) failover_timeout: Duration,
     pub(crate) keepalive: bool,
+    /// What `Addresses::path` writes after the token, kept so a REGISTER's Path is not
+    /// formatted from the internal address each time.
+    pub(crate) path_end: String,
 }
+
+/// What `Addresses::path` writes before the token.
+const PATH_START: &str = "<sip:";
 
 /// Where a request is forwarded.
 enum Plan {
@@ -158,6 +164,12 @@ fn request_uri_aor(request: &Message) -> Option<String> {
 }
 
 impl Proxy {
+    /// The end of every Path this edge writes, after `<sip:TOKEN`.
+    pub(crate) fn path_end(addresses: &Addresses) -> String {
+        let path = addresses.path("");
+        path.strip_prefix(PATH_START).unwrap_or(&path).to_owned()
+    }
+
     fn is_from_core(&self, flow: &Flow) -> bool {
         flow.transport == Transport::Udp && flow.local == self.addresses.internal
     }
@@ -247,7 +259,6 @@ impl Proxy {
     /// A request from a phone with no Route of ours: REGISTER goes to the registrar of its
     /// To AoR with a Path, anything else to the one of its Request-URI's AoR.
     async fn from_phone(self: Arc<Self>, mut request: Message, flow: Flow, txn: ServerTransaction) {
-        let token = self.key.encode(&flow);
         if request.method() == Some(Method::Register) {
             let aor = match request.to_header() {
                 Ok(to) => to.uri.aor(),
@@ -256,16 +267,12 @@ impl Proxy {
                     return;
                 }
             };
-            // Only this edge writes the first Path: one from the phone could point the
-            // core's requests anywhere.
-            if request.remove_header(&HeaderName::Path) > 0 {
-                tracing::info!(source = %flow.remote, "Path from a phone stripped");
-            }
-            request.prepend_header(HeaderName::Path, &self.addresses.path(&token));
+            self.set_path(&mut request, &flow);
             let learn = (self.keepalive && flow.transport == Transport::Udp).then_some(flow);
             self.forward(request, txn, Plan::Ring(aor), learn).await;
             return;
         }
+        let token = self.key.encode(&flow);
         let Some(aor) = request_uri_aor(&request) else {
             reply(&txn, &request, 416, "Unsupported URI Scheme").await;
             return;
@@ -281,6 +288,21 @@ impl Proxy {
             );
         }
         self.forward(request, txn, Plan::Ring(aor), None).await;
+    }
+
+    /// Gives a REGISTER from `flow` this edge's Path (`Addresses::path` with the flow's
+    /// token), as its only one: a Path from the phone could point the core's requests
+    /// anywhere.
+    pub(crate) fn set_path(&self, request: &mut Message, flow: &Flow) {
+        if request.remove_header(&HeaderName::Path) > 0 {
+            tracing::info!(source = %flow.remote, "Path from a phone stripped");
+        }
+        let token = self.key.encode(flow);
+        let mut path = String::with_capacity(PATH_START.len() + token.len() + self.path_end.len());
+        path.push_str(PATH_START);
+        path.push_str(&token);
+        path.push_str(&self.path_end);
+        request.prepend_header(HeaderName::Path, &path);
     }
 
     /// Whether an OPTIONS is for the edge itself rather than to be relayed.

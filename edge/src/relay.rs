@@ -21,7 +21,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use hasip::endpoint::{client_key, new_branch, server_key, Target};
 use hasip::sip::builder::response_to;
-use hasip::sip::{HeaderName, Limits, Message, Method};
+use hasip::sip::{Limits, Message, Method};
 use hasip::transaction::{
     ClientKey, ClientKeyParts, ClientNonInvite, ClientNonInviteAction, Reliability, ServerKey,
     ServerNonInvite, ServerNonInviteAction, TimerConfig,
@@ -60,8 +60,6 @@ pub(crate) struct Relay {
     next_id: u64,
     /// `SIP/2.0/UDP <internal>;branch=`: the start of every Via this relay adds.
     via_prefix: String,
-    /// `@<internal>;lr;ob>`: the end of every Path this relay adds, after `<sip:TOKEN`.
-    path_suffix: String,
 }
 
 /// One REGISTER: the phone's server transaction and the current attempt toward a registrar.
@@ -104,9 +102,6 @@ struct Pending {
     learn: Option<Flow>,
 }
 
-/// What `Addresses::path` writes before the token.
-const PATH_START: &str = "<sip:";
-
 fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
@@ -115,16 +110,8 @@ impl Relay {
     pub(crate) fn new(proxy: Arc<Proxy>, transports: Transports, limits: Limits) -> Self {
         let internal = proxy.addresses.internal;
         let via_prefix = format!("SIP/2.0/UDP {internal};branch=");
-        // `Addresses::path` stays the one place that writes a Path; its end is kept here.
-        let path_suffix = proxy
-            .addresses
-            .path("")
-            .strip_prefix(PATH_START)
-            .unwrap_or_default()
-            .to_owned();
         Relay {
             via_prefix,
-            path_suffix,
             proxy,
             transports,
             limits,
@@ -206,19 +193,7 @@ impl Relay {
             return None;
         }
         count_in("phone", &request);
-        // Only this edge writes the first Path: one from the phone could point the core's
-        // requests anywhere.
-        if request.remove_header(&HeaderName::Path) > 0 {
-            tracing::info!(source = %flow.remote, "Path from a phone stripped");
-        }
-        let token = proxy.key.encode(flow);
-        // `Addresses::path(&token)`, without formatting the internal address each time.
-        let mut path =
-            String::with_capacity(PATH_START.len() + token.len() + self.path_suffix.len());
-        path.push_str(PATH_START);
-        path.push_str(&token);
-        path.push_str(&self.path_suffix);
-        request.prepend_header(HeaderName::Path, &path);
+        proxy.set_path(&mut request, flow);
         Some((request, aor))
     }
 

@@ -73,9 +73,11 @@ impl Edge {
         for addr in &registrars {
             metrics::gauge!("hasip_edge_registrar_up", "registrar" => addr.to_string()).set(1.0);
         }
+        let addresses = Addresses { public, internal };
         let proxy = Arc::new(Proxy {
             endpoint,
-            addresses: Addresses { public, internal },
+            path_end: Proxy::path_end(&addresses),
+            addresses,
             key: FlowTokenKey::new(config.flow_token.secret.expose().as_bytes()),
             ring: Mutex::new(Ring::new(
                 registrars.clone(),
