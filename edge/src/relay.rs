@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use hasip::endpoint::{client_key, new_branch, server_key, Target};
+use hasip::endpoint::{client_key, new_branch, server_key, EndpointConfig, Target};
 use hasip::sip::builder::response_to;
 use hasip::sip::{Limits, Message, Method};
 use hasip::transaction::{
@@ -107,7 +107,10 @@ fn now() -> Instant {
 }
 
 impl Relay {
-    pub(crate) fn new(proxy: Arc<Proxy>, transports: Transports, limits: Limits) -> Self {
+    /// A relay over the transaction layer's transports, with its limits and timers.
+    pub(crate) fn new(proxy: Arc<Proxy>) -> Self {
+        let transports = proxy.endpoint.transports().clone();
+        let EndpointConfig { limits, timers, .. } = *proxy.endpoint.config();
         let internal = proxy.addresses.internal;
         let via_prefix = format!("SIP/2.0/UDP {internal};branch=");
         Relay {
@@ -115,7 +118,7 @@ impl Relay {
             proxy,
             transports,
             limits,
-            timers: TimerConfig::default(),
+            timers,
             entries: HashMap::new(),
             servers: HashMap::new(),
             clients: HashMap::new(),

@@ -36,7 +36,6 @@ pub struct Edge {
     incoming: mpsc::Receiver<Incoming>,
     raw: mpsc::Receiver<Inbound>,
     pike: Pike,
-    limits: Limits,
     health_config: HealthConfig,
     keepalive_interval: Duration,
     http_addr: Option<SocketAddr>,
@@ -104,7 +103,6 @@ impl Edge {
             incoming,
             raw,
             pike: Pike::new(config.protection.pike()),
-            limits: config.limits,
             health_config: config.health,
             keepalive_interval: config.keepalive.interval(),
             http_addr,
@@ -135,18 +133,13 @@ impl Edge {
             mut incoming,
             raw,
             pike,
-            limits,
             health_config,
             keepalive_interval,
             http_addr: _,
             stop,
         } = self;
         let mut tasks = tokio::task::JoinSet::new();
-        tasks.spawn(screen(
-            raw,
-            Relay::new(Arc::clone(&proxy), transports.clone(), limits),
-            pike,
-        ));
+        tasks.spawn(screen(raw, Relay::new(Arc::clone(&proxy)), pike));
         tasks.spawn(probe_loop(Arc::clone(&proxy), health_config));
         if proxy.keepalive {
             tasks.spawn(keepalive_loop(

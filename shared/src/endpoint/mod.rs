@@ -234,6 +234,11 @@ impl Endpoint {
         }
     }
 
+    /// The tunables this layer runs with.
+    pub fn config(&self) -> &EndpointConfig {
+        &self.inner.config
+    }
+
     /// The transports underneath.
     pub fn transports(&self) -> &Transports {
         &self.inner.transports
