@@ -32,14 +32,13 @@ mod support;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{bail, Context};
 use hasip_tests::MariaDbPair;
 use support::{
-    emit_figure, emit_target, env_or, free_tcp_port, free_udp_port, kamailio_config, live, median,
-    registrar_config, run_sipp, start_binary, start_kamailio, stop, wait_healthy, Figures, Load,
-    KAMAILIO_DB,
+    emit_figure, emit_target, env_or, free_tcp_port, free_udp_port, kamailio_config, median,
+    registrar_config, run_sipp, start_binary, start_kamailio, stop, wait_healthy, Bindings,
+    Figures, Load,
 };
 use tokio::process::Child;
 
@@ -158,26 +157,11 @@ async fn main() -> anyhow::Result<()> {
         stop(child).await;
     }
 
-    // Every 200 OK'd binding on both masters; Kamailio's one commit per REGISTER takes
-    // the replicas a while to apply.
-    pair.wait_replicated_within(Duration::from_secs(600))
-        .await?;
-    let counts = [
-        live(&pair.a, "hasip").await?,
-        live(&pair.b, "hasip").await?,
-        live(&pair.a, KAMAILIO_DB).await?,
-        live(&pair.b, KAMAILIO_DB).await?,
-    ];
-
+    // Every 200 OK'd binding on both masters.
+    let bindings = Bindings::after_replication(&pair).await?;
     report(users, rounds, rate, &saturated, &overloaded, &fixed);
-    println!(
-        "live bindings after replication: hasip A={} B={}, kamailio A={} B={} (expected {users} each)",
-        counts[0], counts[1], counts[2], counts[3]
-    );
-    if counts[0] != counts[1] || counts[0] != users as u64 {
-        bail!("hasip bindings differ between the masters or from the users registered");
-    }
-    Ok(())
+    bindings.print(users);
+    bindings.check(users)
 }
 
 /// Two hasip registrars and one hasip edge in front of them; returns the edge's address.

@@ -525,6 +525,44 @@ fn find(dir: &Path, suffix: &str) -> anyhow::Result<PathBuf> {
     bail!("no *{suffix} in {}", dir.display())
 }
 
+/// Live bindings of hasip and Kamailio on master A and B, once the replicas caught up.
+pub struct Bindings {
+    hasip: [u64; 2],
+    kamailio: [u64; 2],
+}
+
+impl Bindings {
+    /// Waits (at most 600 s: the replicas apply one transaction at a time, and Kamailio
+    /// commits once per REGISTER) until both masters applied everything, then counts.
+    pub async fn after_replication(pair: &MariaDbPair) -> anyhow::Result<Bindings> {
+        pair.wait_replicated_within(Duration::from_secs(600))
+            .await?;
+        Ok(Bindings {
+            hasip: [live(&pair.a, "hasip").await?, live(&pair.b, "hasip").await?],
+            kamailio: [
+                live(&pair.a, KAMAILIO_DB).await?,
+                live(&pair.b, KAMAILIO_DB).await?,
+            ],
+        })
+    }
+
+    pub fn print(&self, users: usize) {
+        let ([ha, hb], [ka, kb]) = (self.hasip, self.kamailio);
+        println!(
+            "live bindings after replication: hasip A={ha} B={hb}, kamailio A={ka} B={kb} (expected {users} each)"
+        );
+    }
+
+    /// Fails unless every hasip user's binding is on both masters.
+    pub fn check(&self, users: usize) -> anyhow::Result<()> {
+        let [a, b] = self.hasip;
+        if a != b || a != users as u64 {
+            bail!("hasip bindings differ between the masters or from the users registered");
+        }
+        Ok(())
+    }
+}
+
 /// Live bindings in `db`.location on `server`.
 pub async fn live(server: &MariaDbServer, db: &str) -> anyhow::Result<u64> {
     let mut conn = server
