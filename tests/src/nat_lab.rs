@@ -94,42 +94,16 @@ impl NatLab {
             "ip", "-n", nat_ns, "link", "add", &nat_in, "type", "veth", "peer", "name", &phone_if,
             "netns", phone_ns,
         ])?;
-        let nat_out_addr = format!("{outside}.2/24");
-        sh(&[
-            "ip",
-            "-n",
-            nat_ns,
-            "addr",
-            "add",
-            &nat_out_addr,
-            "dev",
-            &nat_out,
-        ])?;
-        let nat_in_addr = format!("{inside}.1/24");
-        sh(&[
-            "ip",
-            "-n",
-            nat_ns,
-            "addr",
-            "add",
-            &nat_in_addr,
-            "dev",
-            &nat_in,
-        ])?;
+        // `ip -n NS addr add ADDR dev DEV`
+        let add_addr = |ns: &str, addr: String, dev: &str| {
+            sh(&["ip", "-n", ns, "addr", "add", &addr, "dev", dev])
+        };
+        add_addr(nat_ns, format!("{outside}.2/24"), &nat_out)?;
+        add_addr(nat_ns, format!("{inside}.1/24"), &nat_in)?;
         for dev in [nat_out.as_str(), nat_in.as_str(), "lo"] {
             sh(&["ip", "-n", nat_ns, "link", "set", dev, "up"])?;
         }
-        let phone_addr = format!("{inside}.2/24");
-        sh(&[
-            "ip",
-            "-n",
-            phone_ns,
-            "addr",
-            "add",
-            &phone_addr,
-            "dev",
-            &phone_if,
-        ])?;
+        add_addr(phone_ns, format!("{inside}.2/24"), &phone_if)?;
         sh(&["ip", "-n", phone_ns, "link", "set", &phone_if, "up"])?;
         sh(&["ip", "-n", phone_ns, "link", "set", "lo", "up"])?;
         let gateway = format!("{inside}.1");
