@@ -66,21 +66,10 @@ async fn a_natted_phone_rings_through_the_edge_after_its_registrar_died() -> any
         "nat_phone_register.xml",
         PHONE_PORT,
         &[
-            &edge_for_phone,
-            "-i",
-            &phone_ip,
-            "-s",
-            PHONE.0,
-            "-au",
-            PHONE.0,
-            "-ap",
-            PHONE.1,
-            "-m",
-            "1",
-            "-timeout",
-            "20s",
-            "-timeout_error",
-        ],
+            one_call(&edge_for_phone, &phone_ip, PHONE),
+            vec!["-s", PHONE.0],
+        ]
+        .concat(),
     )?
     .finish()
     .await?;
@@ -159,27 +148,19 @@ async fn a_natted_phone_rings_through_the_edge_after_its_registrar_died() -> any
         "nat_caller.xml",
         caller_port,
         &[
-            &edge_for_caller,
-            "-i",
-            "127.0.0.1",
-            "-s",
-            PHONE.0,
-            "-key",
-            "caller",
-            CALLER.0,
-            "-au",
-            CALLER.0,
-            "-ap",
-            CALLER.1,
+            one_call(&edge_for_caller, "127.0.0.1", CALLER),
             // The digest covers the Request-URI, not sipp's default of the remote address.
-            "-auth_uri",
-            &callee,
-            "-m",
-            "1",
-            "-timeout",
-            "20s",
-            "-timeout_error",
-        ],
+            vec![
+                "-s",
+                PHONE.0,
+                "-key",
+                "caller",
+                CALLER.0,
+                "-auth_uri",
+                &callee,
+            ],
+        ]
+        .concat(),
     )?
     .finish()
     .await?;
@@ -221,4 +202,23 @@ async fn a_natted_phone_rings_through_the_edge_after_its_registrar_died() -> any
     stack.stop().await?;
     drop(lab);
     Ok(())
+}
+
+/// sipp's arguments for one call (or registration) at `edge` from `ip`, authenticated as
+/// `user`, bounded in time.
+fn one_call<'a>(edge: &'a str, ip: &'a str, user: (&'a str, &'a str)) -> Vec<&'a str> {
+    vec![
+        edge,
+        "-i",
+        ip,
+        "-au",
+        user.0,
+        "-ap",
+        user.1,
+        "-m",
+        "1",
+        "-timeout",
+        "20s",
+        "-timeout_error",
+    ]
 }
