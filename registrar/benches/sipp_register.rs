@@ -64,6 +64,7 @@ async fn main() -> anyhow::Result<()> {
             eprintln!("pass {pass}/{passes}, {name}: {calls} registrations, {concurrency} at once");
             let dir = work.path().join(format!("{name}-{pass}"));
             let load = Load::Saturate { concurrency };
+            support::quiet_pair(&pair).await?;
             runs.push(run_sipp(name, &sipp, target, &csv, &dir, calls, load).await?);
         }
     }

@@ -37,8 +37,8 @@ use anyhow::{bail, Context};
 use hasip_tests::MariaDbPair;
 use support::{
     emit_figure, emit_target, env_or, free_tcp_port, free_udp_port, kamailio_config, median,
-    registrar_config, run_sipp, start_binary, start_kamailio, stop, wait_healthy, Bindings,
-    Figures, Load,
+    quiet_pair, registrar_config, run_sipp, start_binary, start_kamailio, stop, wait_healthy,
+    Bindings, Figures, Load,
 };
 use tokio::process::Child;
 
@@ -109,6 +109,7 @@ async fn main() -> anyhow::Result<()> {
                 let load = Load::Saturate {
                     concurrency: in_flight,
                 };
+                quiet_pair(&pair).await?;
                 let f = run_sipp(name, &sipp, target, &csv, &dir, calls, load).await?;
                 if f.failed == 0 || level[i] + 1 == levels.len() {
                     saturated.push((in_flight, f));
@@ -150,6 +151,7 @@ async fn main() -> anyhow::Result<()> {
                 per_sec: rate,
                 max_in_flight: 10_000,
             };
+            quiet_pair(&pair).await?;
             fixed.push(run_sipp(name, &sipp, target, &csv, &dir, fixed_calls, load).await?);
         }
     }

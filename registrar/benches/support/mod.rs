@@ -387,6 +387,66 @@ pub enum Load {
     },
 }
 
+/// Waits until the pair is quiet, so a pass does not pay for the work the previous pass
+/// (the other stack's, as passes alternate) left behind:
+///
+/// - both masters have applied everything the other logged (Kamailio's backlog is one
+///   transaction per REGISTER, which the replica applies one by one);
+/// - InnoDB on both has written back its dirty pages (for this wait its page cleaner is
+///   told to flush everything, then the default is restored). Left alone, it flushes
+///   them during the next pass, and that I/O beside the commits' fsyncs puts tens of
+///   milliseconds on the p99 of whichever stack comes next.
+pub async fn quiet_pair(pair: &MariaDbPair) -> anyhow::Result<()> {
+    let started = Instant::now();
+    pair.wait_replicated_within(Duration::from_secs(600))
+        .await
+        .context("waiting for the pair to catch up before a pass")?;
+    let caught_up = started.elapsed();
+    let mut dirty = 0;
+    for server in [&pair.a, &pair.b] {
+        dirty = dirty.max(flush_dirty_pages(server).await?);
+    }
+    eprintln!(
+        "pair caught up in {:.1} s, flushed in {:.1} s ({dirty} dirty pages left)",
+        caught_up.as_secs_f64(),
+        (started.elapsed() - caught_up).as_secs_f64(),
+    );
+    Ok(())
+}
+
+/// The longest [`flush_dirty_pages`] waits.
+const FLUSH_LIMIT: Duration = Duration::from_secs(60);
+/// Dirty buffer pool pages that count as flushed.
+const FLUSHED: u64 = 16;
+
+/// Has InnoDB on `server` write back its dirty pages (up to [`FLUSH_LIMIT`]); returns how
+/// many are left.
+async fn flush_dirty_pages(server: &MariaDbServer) -> anyhow::Result<u64> {
+    let mut conn = server.root_conn().await?;
+    let default: Option<f64> = conn
+        .query_first("SELECT @@GLOBAL.innodb_max_dirty_pages_pct")
+        .await?;
+    let default = default.context("no innodb_max_dirty_pages_pct")?;
+    conn.query_drop("SET GLOBAL innodb_max_dirty_pages_pct = 0")
+        .await?;
+    let started = Instant::now();
+    let mut dirty = u64::MAX;
+    while started.elapsed() < FLUSH_LIMIT {
+        let value: Option<(String, String)> = conn
+            .query_first("SHOW GLOBAL STATUS LIKE 'Innodb_buffer_pool_pages_dirty'")
+            .await?;
+        dirty = value.and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
+        if dirty <= FLUSHED {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    conn.exec_drop("SET GLOBAL innodb_max_dirty_pages_pct = ?", (default,))
+        .await?;
+    conn.disconnect().await.ok();
+    Ok(dirty)
+}
+
 /// Runs the auth register scenario `calls` times and reads sipp's statistics.
 pub async fn run_sipp(
     name: &'static str,
@@ -500,9 +560,12 @@ fn read_stats(dir: &Path) -> anyhow::Result<(u64, u64, Option<Duration>)> {
     Ok((ok, failed, elapsed))
 }
 
-/// Every registration time (ms) from sipp's `-trace_rtt` file.
+/// Every registration time (ms) from sipp's `-trace_rtt` file; none when sipp wrote no
+/// such file, which it does when not one registration succeeded.
 fn read_rtts(dir: &Path) -> anyhow::Result<Vec<f64>> {
-    let file = find(dir, "_rtt.csv")?;
+    let Ok(file) = find(dir, "_rtt.csv") else {
+        return Ok(Vec::new());
+    };
     let text = std::fs::read_to_string(file)?;
     Ok(text
         .lines()
