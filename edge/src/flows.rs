@@ -52,6 +52,16 @@ pub fn registration(request: &Message, response: &Message) -> Registration {
     }
 }
 
+/// The keepalive after one due at `was`: an interval on, so each flow keeps the phase it
+/// was learned with and the flows learned over a second do not all fall due in the same
+/// tick; an interval from `now` when that is past already (the loop fell behind).
+fn after(was: Instant, interval: Duration, now: Instant, expires: Instant) -> Instant {
+    match was.checked_add(interval) {
+        Some(next) if next > now => next,
+        _ => now.checked_add(interval).unwrap_or(expires),
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     expires: Instant,
@@ -183,7 +193,8 @@ impl FlowTable {
             }
             if entry.next_keepalive <= now {
                 due.push(slot.flow);
-                entry.next_keepalive = now.checked_add(self.interval).unwrap_or(entry.expires);
+                entry.next_keepalive =
+                    after(entry.next_keepalive, self.interval, now, entry.expires);
             }
             entry.slot = entry.next_keepalive.min(entry.expires);
             self.schedule.push(Slot {
@@ -335,6 +346,28 @@ mod tests {
         let (due, _) = table.due(t0 + s(26));
         assert_eq!(due.len(), 2000);
         assert_eq!(table.len(), 50_000);
+    }
+
+    #[test]
+    fn each_flow_keeps_its_own_phase() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut table = FlowTable::new(ms(25_000), 100);
+        table.apply(flow(1), Registration::For(ms(3_600_000)), t0);
+        table.apply(flow(2), Registration::For(ms(3_600_000)), t0 + ms(600));
+        // Both are found by a late look; each is next due an interval after its own time,
+        // not an interval after the look, so a late look does not bunch them up.
+        let (mut due, _) = table.due(t0 + ms(25_900));
+        due.sort_by_key(|f| f.remote.port());
+        assert_eq!(due, vec![flow(1), flow(2)]);
+        assert_eq!(table.due(t0 + ms(49_999)), (vec![], 0));
+        assert_eq!(table.due(t0 + ms(50_000)), (vec![flow(1)], 0));
+        assert_eq!(table.due(t0 + ms(50_599)), (vec![], 0));
+        assert_eq!(table.due(t0 + ms(50_600)), (vec![flow(2)], 0));
+        // A look more than an interval late: the next ones are an interval from it.
+        assert_eq!(table.due(t0 + ms(101_000)).0.len(), 2);
+        assert_eq!(table.due(t0 + ms(125_999)), (vec![], 0));
+        assert_eq!(table.due(t0 + ms(126_000)).0.len(), 2);
     }
 
     #[test]

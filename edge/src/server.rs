@@ -29,6 +29,12 @@ use crate::{stun, Error};
 /// How often the rate limiter gives back the memory of quiet sources.
 const PIKE_SWEEP: Duration = Duration::from_secs(10);
 
+/// The shortest pause between two keepalive batches: flows due within it go together.
+const KEEPALIVE_SPACING: Duration = Duration::from_millis(10);
+
+/// Keepalives sent before the keepalive loop lets other tasks run.
+const KEEPALIVE_BURST: usize = 64;
+
 /// A bound edge, ready to run; tests bind on port 0 and read the addresses back.
 pub struct Edge {
     proxy: Arc<Proxy>,
@@ -351,24 +357,36 @@ async fn probe(proxy: &Proxy, addr: SocketAddr, timeout: Duration) -> bool {
 
 /// Sends a keepalive over each registered UDP flow every interval, and forgets flows
 /// whose registration expired.
+///
+/// The loop wakes when the next flow is due rather than on a coarse tick, so the flows
+/// learned over a second are spread over that second instead of sent in one burst; a
+/// burst of thousands would hold this single-threaded runtime for tens of milliseconds,
+/// and every message arriving meanwhile would wait. Long batches still yield every
+/// [`KEEPALIVE_BURST`] sends.
 async fn keepalive_loop(proxy: Arc<Proxy>, transports: Transports, interval: Duration) {
-    // Checking often keeps each flow's keepalive close to its own schedule.
-    let tick = (interval / 5).clamp(Duration::from_millis(10), Duration::from_secs(1));
-    let mut ticker = tokio::time::interval(tick);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A new flow is first due an interval after it was learned: looking at least this
+    // often never finds one late.
+    let longest_sleep = (interval / 5).clamp(KEEPALIVE_SPACING, Duration::from_secs(1));
     loop {
-        ticker.tick().await;
-        let now = Instant::now().into_std();
-        let (due, tracked) = {
+        let now = Instant::now();
+        let (due, tracked, next) = {
             let mut flows = lock(&proxy.flows);
-            let (due, _expired) = flows.due(now);
-            (due, flows.len())
+            let (due, _expired) = flows.due(now.into_std());
+            (due, flows.len(), flows.next_deadline())
         };
         metrics::gauge!("hasip_edge_flows_tracked").set(tracked as f64);
-        for flow in due {
-            if transports.send(&flow, KEEPALIVE).await.is_ok() {
+        for (sent, flow) in due.iter().enumerate() {
+            if sent > 0 && sent % KEEPALIVE_BURST == 0 {
+                tokio::task::yield_now().await;
+            }
+            if transports.send(flow, KEEPALIVE).await.is_ok() {
                 metrics::counter!("hasip_edge_keepalives_sent_total").increment(1);
             }
         }
+        let wake = next
+            .map(Instant::from_std)
+            .map_or(now + longest_sleep, |at| at.min(now + longest_sleep))
+            .max(now + KEEPALIVE_SPACING);
+        tokio::time::sleep_until(wake).await;
     }
 }
