@@ -40,10 +40,7 @@ pub fn registration(request: &Message, response: &Message) -> Registration {
     let default = response.expires().ok().flatten();
     let longest = granted
         .iter()
-        .filter(|g| {
-            sent.iter()
-                .any(|s| s.uri().to_string() == g.uri().to_string())
-        })
+        .filter(|g| sent.iter().any(|s| s.uri() == g.uri()))
         .filter_map(|g| g.expires().or(default))
         .max();
     match longest {
