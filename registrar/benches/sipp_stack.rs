@@ -26,7 +26,8 @@
 //! `BENCH_STACK_CONCURRENCY` (`800,400,200,100,50,25`), `BENCH_STACK_RATE` (derived),
 //! `BENCH_STACK_FIXED_SECS` (40), `BENCH_SHARDS`, `BENCH_TIMEOUT_MS`, `KAMAILIO`,
 //! `KAMAILIO_CHILDREN` (8 per Kamailio registrar), `HASIP_EDGE_BIN` (the `edge` next
-//! to this bench's `registrar`).
+//! to this bench's `registrar`), `BENCH_KEEP` (set: keep the work directory, with every
+//! sipp run's files).
 
 mod support;
 
@@ -73,9 +74,14 @@ async fn main() -> anyhow::Result<()> {
 
     let pair = support::start_pair(users).await?;
 
-    let work = tempfile::Builder::new()
+    let mut work = tempfile::Builder::new()
         .prefix("hasip-stack-bench-")
         .tempdir()?;
+    if std::env::var_os("BENCH_KEEP").is_some() {
+        // Every sipp run's statistics and registration times stay for a closer look.
+        work.disable_cleanup(true);
+        eprintln!("keeping the work directory {}", work.path().display());
+    }
     let csv = support::write_csv(work.path(), users)?;
 
     let mut children: Vec<Child> = Vec::new();

@@ -78,15 +78,60 @@ pub use hasip_tests::bench_results::{figure as emit_figure, target as emit_targe
 /// `users` subscribers in both, replicated to B.
 pub async fn start_pair(users: usize) -> anyhow::Result<MariaDbPair> {
     eprintln!(
-        "starting the durable MariaDB pair (sync_binlog=1, innodb_flush_log_at_trx_commit=1)"
+        "starting the durable MariaDB pair (sync_binlog=1, innodb_flush_log_at_trx_commit=1; \
+         256 MiB buffer pool and redo log)"
     );
     let pair = MariaDbPair::start().await?;
+    for server in [&pair.a, &pair.b] {
+        size_for_load(server).await?;
+    }
     set_up_kamailio_database(&pair).await?;
     eprintln!("adding {users} subscribers to both databases");
     add_subscribers(&pair.a, "hasip", users).await?;
     add_subscribers(&pair.a, KAMAILIO_DB, users).await?;
     pair.wait_replicated().await?;
     Ok(pair)
+}
+
+/// InnoDB's buffer pool and redo log for a load, on a running server.
+const BENCH_BUFFER_POOL: u64 = 256 << 20;
+const BENCH_REDO_LOG: u64 = 256 << 20;
+
+/// Gives `server` the InnoDB memory and redo log a load needs. The harness starts its
+/// servers small, for tests that run many pairs at once (a 16 MiB buffer pool and a
+/// 4 MiB redo log); under load that log fills within a second, and the checkpoint
+/// flushing it forces took more than half a core at a few hundred commits a second and
+/// put tens of milliseconds on every stack's p99. Both sizes can be set while the server
+/// runs (MariaDB 10.11); the log resize completes at the next checkpoint.
+async fn size_for_load(server: &MariaDbServer) -> anyhow::Result<()> {
+    let mut conn = server.root_conn().await?;
+    conn.exec_drop(
+        "SET GLOBAL innodb_buffer_pool_size = ?",
+        (BENCH_BUFFER_POOL,),
+    )
+    .await
+    .context("resizing the InnoDB buffer pool")?;
+    conn.exec_drop("SET GLOBAL innodb_log_file_size = ?", (BENCH_REDO_LOG,))
+        .await
+        .context("resizing the InnoDB redo log")?;
+    let started = Instant::now();
+    loop {
+        let sizes: Option<(u64, u64)> = conn
+            .query_first("SELECT @@GLOBAL.innodb_buffer_pool_size, @@GLOBAL.innodb_log_file_size")
+            .await?;
+        if sizes == Some((BENCH_BUFFER_POOL, BENCH_REDO_LOG)) {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            bail!(
+                "InnoDB on {} did not take the bench sizes: {sizes:?}",
+                server.name()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    conn.disconnect().await.ok();
+    Ok(())
 }
 
 /// Creates the `kamailio` database with the same schema, and Kamailio's user on both.
