@@ -12,7 +12,7 @@
 //!
 //! Environment: `BENCH_USERS` (10000), `BENCH_ROUNDS` (3 per pass), `BENCH_PASSES`
 //! (2), `BENCH_CONCURRENCY` (sipp's `-l`, 400), `BENCH_SHARDS` (the registrar's store
-//! shards, 8), `BENCH_TIMEOUT_MS` (its database call limit, 1000), `KAMAILIO`
+//! shards, 4, the default), `BENCH_TIMEOUT_MS` (its database call limit, 1000), `KAMAILIO`
 //! (`/usr/sbin/kamailio`), `KAMAILIO_CHILDREN` (8).
 
 mod support;

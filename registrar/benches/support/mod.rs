@@ -236,7 +236,7 @@ pub fn free_tcp_port() -> anyhow::Result<u16> {
 }
 
 /// The hasip registrar on 127.0.0.1:`port` (UDP), `/health` on `http`, writing to the
-/// pair. `BENCH_SHARDS` (8) and `BENCH_TIMEOUT_MS` (1000) tune its store.
+/// pair. `BENCH_SHARDS` (4) and `BENCH_TIMEOUT_MS` (1000) tune its store.
 pub fn registrar_config(pair: &MariaDbPair, port: u16, http: u16) -> String {
     format!(
         r#"
@@ -262,7 +262,7 @@ interval_secs = 3600
 "#,
         pair.a.app_url(),
         pair.b.app_url(),
-        shards = env_or("BENCH_SHARDS", 8usize),
+        shards = env_or("BENCH_SHARDS", 4usize),
         timeout_ms = env_or("BENCH_TIMEOUT_MS", 1000u64),
     )
 }
