@@ -200,6 +200,7 @@ async fn breakages_in_quick_succession_under_load_are_each_repaired() -> anyhow:
     use mysql_async::prelude::Queryable;
 
     const ROWS: usize = 400;
+    const SENTINEL: &str = "zz-sentinel";
     let _ = hasip::telemetry::init(&hasip::config::LogConfig {
         level: "off".to_owned(),
         ..Default::default()
@@ -218,10 +219,24 @@ async fn breakages_in_quick_succession_under_load_are_each_repaired() -> anyhow:
         ROWS - 1
     ))
     .await?;
+    // A sentinel written after every hot row (last in key order), missing on B: a watch
+    // starts with a full reconcile, which copies it back. Once it is back, that reconcile
+    // is past the hot rows and cannot put back the victims deleted below before their
+    // refreshes stop B (it did once, and no repair was needed).
+    insert_binding(&pair.a, SENTINEL, "sip:sentinel@10.0.0.1").await?;
     pair.wait_replicated_within(LIMIT).await?;
+    let (n, _) = pair
+        .b
+        .exec_unlogged("DELETE FROM location WHERE ruid = ?", (SENTINEL,))
+        .await?;
+    assert_eq!(n, 1, "the sentinel had no row on B");
     let watch = start_watch(cfg.clone());
     wait_for("status healthy", LIMIT, || async {
         Ok(status_code(&cfg).await == 0)
+    })
+    .await?;
+    wait_for("the start-up reconcile", LIMIT, || async {
+        Ok(contact_of(&pair.b, SENTINEL).await?.is_some())
     })
     .await?;
 
@@ -268,7 +283,7 @@ async fn breakages_in_quick_succession_under_load_are_each_repaired() -> anyhow:
         );
     }
     let rows = assert_identical(&pair, &cfg).await?;
-    assert_eq!(rows.len(), ROWS);
+    assert_eq!(rows.len(), ROWS + 1);
     Ok(())
 }
 
