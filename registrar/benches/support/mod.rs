@@ -99,10 +99,10 @@ const BENCH_REDO_LOG: u64 = 256 << 20;
 
 /// Gives `server` the InnoDB memory and redo log a load needs. The harness starts its
 /// servers small, for tests that run many pairs at once (a 16 MiB buffer pool and a
-/// 4 MiB redo log); under load that log fills within a second, and the checkpoint
-/// flushing it forces took more than half a core at a few hundred commits a second and
-/// put tens of milliseconds on every stack's p99. Both sizes can be set while the server
-/// runs (MariaDB 10.11); the log resize completes at the next checkpoint.
+/// 4 MiB redo log); under load that log fills within a second, MariaDB took more than
+/// half a core at a few hundred commits a second, and both stacks' p99 had a 30-90 ms
+/// tail, which went with these sizes. Both can be set while the server runs (MariaDB
+/// 10.11); the log resize completes at the next checkpoint.
 async fn size_for_load(server: &MariaDbServer) -> anyhow::Result<()> {
     let mut conn = server.root_conn().await?;
     conn.exec_drop(
@@ -438,9 +438,8 @@ pub enum Load {
 /// - both masters have applied everything the other logged (Kamailio's backlog is one
 ///   transaction per REGISTER, which the replica applies one by one);
 /// - InnoDB on both has written back its dirty pages (for this wait its page cleaner is
-///   told to flush everything, then the default is restored). Left alone, it flushes
-///   them during the next pass, and that I/O beside the commits' fsyncs puts tens of
-///   milliseconds on the p99 of whichever stack comes next.
+///   told to flush everything, then the default is restored), so that I/O does not run
+///   beside the next pass's commits.
 pub async fn quiet_pair(pair: &MariaDbPair) -> anyhow::Result<()> {
     let started = Instant::now();
     pair.wait_replicated_within(Duration::from_secs(600))
