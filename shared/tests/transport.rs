@@ -261,6 +261,25 @@ async fn tcp_replies_on_the_connection_and_fails_once_it_is_gone() -> TestResult
 }
 
 #[tokio::test]
+async fn a_connection_number_that_now_leads_elsewhere_is_flow_gone() -> TestResult {
+    let (transports, mut rx, addr) = tcp_only().await?;
+    let mut client = TcpStream::connect(addr).await?;
+    client.write_all(&message("req")).await?;
+    let inbound = next(&mut rx).await?;
+    // A token from before a restart: this connection's number, another peer's address.
+    let mut stale = inbound.flow;
+    stale.remote = SocketAddr::new(stale.remote.ip(), stale.remote.port() ^ 1);
+    let sent = transports.send(&stale, Bytes::from_static(b"x")).await;
+    assert!(matches!(sent, Err(SendError::FlowGone)), "got {sent:?}");
+    // The connection's own flow still works.
+    transports
+        .send(&inbound.flow, Bytes::from_static(b"SIP/2.0 200 OK\r\n"))
+        .await?;
+    assert_eq!(read_exact(&mut client, 16).await?, b"SIP/2.0 200 OK\r\n");
+    Ok(())
+}
+
+#[tokio::test]
 async fn tcp_send_on_an_unknown_connection_is_flow_gone() -> TestResult {
     let (transports, _rx, addr) = tcp_only().await?;
     let flow = Flow {

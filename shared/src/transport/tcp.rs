@@ -254,6 +254,11 @@ async fn enqueue(shared: &Shared, handle: &ConnHandle, data: Bytes) -> Result<()
 
 /// Sends on connection `conn` if given (and only there), else on any connection to
 /// `remote`, opening one if needed; returns the flow used.
+///
+/// A connection number alone does not name a flow: numbers start again at 1 when the
+/// process restarts, so a flow token issued before then may carry the number of another
+/// peer's connection now. The connection must still lead to `remote`, or the flow is
+/// gone.
 pub(crate) async fn send(
     shared: &Arc<Shared>,
     conn: Option<ConnId>,
@@ -261,7 +266,11 @@ pub(crate) async fn send(
     data: Bytes,
 ) -> Result<Flow, SendError> {
     if let Some(id) = conn {
-        let handle = shared.table.get(id).ok_or(SendError::FlowGone)?;
+        let handle = shared
+            .table
+            .get(id)
+            .filter(|handle| handle.remote == remote)
+            .ok_or(SendError::FlowGone)?;
         enqueue(shared, &handle, data).await?;
         return Ok(handle.flow());
     }
