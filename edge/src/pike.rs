@@ -106,37 +106,42 @@ impl Pike {
         Verdict::Allow
     }
 
-    /// Drops every entry whose window and block are over; if none was, drops the
-    /// unblocked source with the fewest messages.
+    /// Drops every entry whose window and block are over, and then, until a sixteenth of
+    /// the table is free, the unblocked sources with the fewest messages; blocks go only
+    /// when everyone tracked is blocked, those that end first going first.
+    ///
+    /// Each call scans the whole table, so it frees room for many new sources at once: a
+    /// spray from fresh addresses (spoofed UDP costs an attacker nothing) then costs one
+    /// scan per [`Pike::room`] new sources instead of one per message.
     fn make_room(&mut self, now: Instant) {
         let window = self.window();
         let before = self.sources.len();
         self.sources.retain(|_, s| !is_stale(s, now, window));
-        if self.sources.len() < before {
+        let wanted = self.room().saturating_sub(before - self.sources.len());
+        if wanted == 0 {
             return;
         }
-        let quietest = self
+        let mut open: Vec<(u32, IpAddr)> = self
             .sources
             .iter()
             .filter(|(_, s)| s.blocked_until.is_none())
-            .min_by_key(|(_, s)| s.count)
-            .map(|(ip, _)| *ip);
-        match quietest {
-            Some(ip) => {
-                self.sources.remove(&ip);
-            }
-            None => {
-                // Everyone tracked is blocked: forget the block that ends first.
-                let first = self
-                    .sources
-                    .iter()
-                    .min_by_key(|(_, s)| s.blocked_until)
-                    .map(|(ip, _)| *ip);
-                if let Some(ip) = first {
-                    self.sources.remove(&ip);
-                }
-            }
+            .map(|(ip, s)| (s.count, *ip))
+            .collect();
+        if open.is_empty() {
+            let mut blocked: Vec<(Option<Instant>, IpAddr)> = self
+                .sources
+                .iter()
+                .map(|(ip, s)| (s.blocked_until, *ip))
+                .collect();
+            forget_first(&mut self.sources, &mut blocked, wanted);
+        } else {
+            forget_first(&mut self.sources, &mut open, wanted);
         }
+    }
+
+    /// How many entries [`Pike::make_room`] frees at least.
+    fn room(&self) -> usize {
+        (self.config.max_sources / 16).max(1)
     }
 
     /// Forgets finished windows and blocks; run now and then to give memory back.
@@ -156,6 +161,21 @@ impl Pike {
             .values()
             .filter(|s| s.blocked_until.is_some_and(|until| now < until))
             .count()
+    }
+}
+
+/// Removes from `sources` the `n` addresses of `ranked` that sort first.
+fn forget_first<K: Ord>(
+    sources: &mut HashMap<IpAddr, Source>,
+    ranked: &mut Vec<(K, IpAddr)>,
+    n: usize,
+) {
+    if ranked.len() > n {
+        ranked.select_nth_unstable(n);
+        ranked.truncate(n);
+    }
+    for (_, ip) in ranked.iter() {
+        sources.remove(ip);
     }
 }
 
@@ -264,6 +284,38 @@ mod tests {
             assert!(pike.tracked() <= 4);
         }
         assert_eq!(pike.check(ip(1), t0), Verdict::Blocked);
+    }
+
+    #[test]
+    fn a_full_table_frees_room_for_many_new_sources_at_once() {
+        let t0 = Instant::now();
+        let mut pike = Pike::new(config(100, 64));
+        for n in 0..64 {
+            pike.check(ip(n), t0);
+        }
+        // The busiest sources stay when room is made.
+        for _ in 0..5 {
+            pike.check(ip(0), t0);
+        }
+        assert_eq!(pike.tracked(), 64);
+        pike.check(ip(200), t0);
+        assert_eq!(
+            pike.tracked(),
+            64 - 64 / 16 + 1,
+            "a sixteenth freed at once"
+        );
+        for n in 201..204 {
+            pike.check(ip(n), t0);
+        }
+        assert_eq!(
+            pike.tracked(),
+            64,
+            "the next three fit without another scan"
+        );
+        assert!(
+            pike.sources.contains_key(&ip(0)),
+            "the busiest source was kept"
+        );
     }
 
     #[test]
