@@ -55,6 +55,12 @@ pub struct SipConfig {
     /// The UDP socket toward the core registrars, such as `udp:10.0.0.2:5070`; the
     /// Path and Record-Route the edge writes name it.
     pub internal: ListenSpec,
+    /// Networks of the core besides the registrars, such as the other edges' internal
+    /// sockets (`["10.0.0.0/24"]`). A phone's request that a Route sends on past this
+    /// edge goes out only to a registrar, this edge's internal address or one of these;
+    /// anything else gets 403, so the edge is no relay into other networks.
+    #[serde(default)]
+    pub core_networks: Vec<ipnet::IpNet>,
 }
 
 /// The `[flow_token]` section.

@@ -21,7 +21,7 @@ use crate::flows::{self, FlowTable};
 use crate::health::{Health, Transition};
 use crate::nat::{self, Written};
 use crate::ring::Ring;
-use crate::route::{self, Addresses, RouteDecision};
+use crate::route::{self, Addresses, PhoneOnward, RouteDecision};
 
 /// A request that already carries this many of our Vias has looped (482); two is a
 /// legitimate spiral (phone, edge, core, edge, phone).
@@ -41,6 +41,8 @@ pub(crate) struct Proxy {
     pub(crate) ring: Mutex<Ring>,
     pub(crate) health: Mutex<Health>,
     pub(crate) flows: Mutex<FlowTable>,
+    /// Where, besides the registrars and this edge, a phone's request may be routed on.
+    pub(crate) core_networks: Vec<ipnet::IpNet>,
     pub(crate) user_agent_deny: Vec<String>,
     pub(crate) failover_timeout: Duration,
     pub(crate) keepalive: bool,
@@ -235,6 +237,21 @@ impl Proxy {
                 self.forward(request, txn, Plan::Fixed(Target::Flow(phone)), None)
                     .await;
             }
+            RouteDecision::Onward { pop } if !from_core => {
+                pop_routes(&mut request, pop);
+                match route::phone_onward(&request, |addr| self.is_core(addr)) {
+                    PhoneOnward::AsPhone => self.from_phone(request, flow, txn).await,
+                    PhoneOnward::Core(addr) => {
+                        let plan = Plan::Fixed(self.to_core(addr));
+                        self.forward(request, txn, plan, None).await;
+                    }
+                    PhoneOnward::Refused => {
+                        metrics::counter!("hasip_edge_refused_routes_total").increment(1);
+                        tracing::info!(source = %flow.remote, "request routed past the core refused");
+                        reply(&txn, &request, 403, "Route Not Allowed").await;
+                    }
+                }
+            }
             RouteDecision::Onward { pop } => {
                 pop_routes(&mut request, pop);
                 let plan = match route::next_hop(&request, 0) {
@@ -371,6 +388,23 @@ impl Proxy {
             transport.via_token(),
             new_branch()
         )
+    }
+
+    /// The registrar of a request's Request-URI AoR, for a request sent without a
+    /// transaction (an ACK).
+    fn ring_target(&self, request: &Message) -> Option<Target> {
+        let aor = request_uri_aor(request)?;
+        let (_, addr) = self.registrar_target(&aor, &[])?;
+        Some(self.to_core(addr))
+    }
+
+    /// Whether `addr` is in the core: a registrar, this edge's internal socket, or an
+    /// address in `sip.core_networks` (the other edges).
+    fn is_core(&self, addr: SocketAddr) -> bool {
+        let ip = addr.ip();
+        ip == self.addresses.internal.ip()
+            || lock(&self.ring).addrs().iter().any(|r| r.ip() == ip)
+            || self.core_networks.iter().any(|net| net.contains(&ip))
     }
 
     pub(crate) fn registrar_target(
@@ -564,6 +598,20 @@ impl Proxy {
                 pop_routes(&mut ack, pop);
                 Target::Flow(phone)
             }
+            RouteDecision::Onward { pop } if !from_core => {
+                pop_routes(&mut ack, pop);
+                match route::phone_onward(&ack, |addr| self.is_core(addr)) {
+                    PhoneOnward::Core(addr) => self.to_core(addr),
+                    PhoneOnward::AsPhone => match self.ring_target(&ack) {
+                        Some(target) => target,
+                        None => return,
+                    },
+                    PhoneOnward::Refused => {
+                        metrics::counter!("hasip_edge_refused_routes_total").increment(1);
+                        return;
+                    }
+                }
+            }
             RouteDecision::Onward { pop } => {
                 pop_routes(&mut ack, pop);
                 match route::next_hop(&ack, 0) {
@@ -571,15 +619,10 @@ impl Proxy {
                     None => return,
                 }
             }
-            RouteDecision::NotOurs if !from_core => {
-                let Some(aor) = request_uri_aor(&ack) else {
-                    return;
-                };
-                match self.registrar_target(&aor, &[]) {
-                    Some((_, addr)) => self.to_core(addr),
-                    None => return,
-                }
-            }
+            RouteDecision::NotOurs if !from_core => match self.ring_target(&ack) {
+                Some(target) => target,
+                None => return,
+            },
             RouteDecision::Forged(error) => {
                 metrics::counter!("hasip_edge_forged_tokens_total").increment(1);
                 tracing::warn!(source = %flow.remote, %error, "ACK with a forged flow token dropped");

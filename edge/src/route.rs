@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use hasip::flow_token::{FlowTokenError, FlowTokenKey};
 use hasip::sip::uri::{Host, Uri};
-use hasip::sip::Message;
+use hasip::sip::{Message, Method};
 use hasip::transport::{Flow, ListenSpec, Transport};
 
 /// The default SIP port, assumed when a URI leaves its port out.
@@ -160,6 +160,41 @@ pub fn next_hop(request: &Message, pop: usize) -> Option<SocketAddr> {
             let uri = Uri::parse(request.request_uri()?).ok()?;
             target(&uri)
         }
+    }
+}
+
+/// Where a phone's request goes once the Route values naming this edge are removed and
+/// none of them named another flow ([`RouteDecision::Onward`] for a request from a phone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PhoneOnward {
+    /// Handled as if it had come without a Route, as a phone that has this edge as its
+    /// outbound proxy sends it: a REGISTER gets the Path and its To AoR's registrar,
+    /// anything else goes by its Request-URI's AoR.
+    AsPhone,
+    /// Straight to this address of the core: the next Route, or an IP Request-URI once
+    /// no Route is left (an in-dialog request to a core element that did not
+    /// Record-Route).
+    Core(SocketAddr),
+    /// A Route is left that names no address of the core, or a REGISTER still carries
+    /// one: the edge relays phones into the core only (403).
+    Refused,
+}
+
+/// Decides [`PhoneOnward`] for `request`, whose own Route values were already removed;
+/// `is_core` says whether an address belongs to the core.
+pub fn phone_onward(request: &Message, is_core: impl Fn(SocketAddr) -> bool) -> PhoneOnward {
+    let route_left = request.routes().next().is_some();
+    if request.method() == Some(Method::Register) {
+        return if route_left {
+            PhoneOnward::Refused
+        } else {
+            PhoneOnward::AsPhone
+        };
+    }
+    match next_hop(request, 0) {
+        Some(addr) if is_core(addr) => PhoneOnward::Core(addr),
+        _ if route_left => PhoneOnward::Refused,
+        _ => PhoneOnward::AsPhone,
     }
 }
 
@@ -330,6 +365,57 @@ mod tests {
             decide(&req, &core(), &addresses(), &key),
             RouteDecision::BadRoute
         );
+    }
+
+    fn is_core(addr: SocketAddr) -> bool {
+        addr.ip() == std::net::IpAddr::from([10, 0, 0, 20])
+    }
+
+    fn with_uri(uri: &str, method: &str, routes: &str) -> Message {
+        let text = format!(
+            "{method} {uri} SIP/2.0\r\nVia: SIP/2.0/UDP 192.168.1.9;branch=z9hG4bKp\r\n\
+             {routes}From: <sip:a@example.com>;tag=1\r\nTo: <sip:a@example.com>\r\n\
+             Call-ID: c\r\nCSeq: 1 {method}\r\nContent-Length: 0\r\n\r\n"
+        );
+        Message::parse(Bytes::from(text), &Limits::default()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_phone_is_routed_on_into_the_core_only() {
+        use PhoneOnward::{AsPhone, Core, Refused};
+        let core_hop = "Route: <sip:10.0.0.20:5080;lr>\r\n";
+        let foreign_hop = "Route: <sip:198.51.100.1;lr>\r\n";
+        let named_hop = "Route: <sip:proxy.example.net;lr>\r\n";
+        let cases = [
+            // The outbound-proxy Route was all: the request is the phone's like any other.
+            (with_uri("sip:example.com", "REGISTER", ""), AsPhone),
+            (with_uri("sip:bob@example.com", "INVITE", ""), AsPhone),
+            // No Route left and an IP Request-URI outside the core: the ring decides.
+            (with_uri("sip:bob@198.51.100.1", "MESSAGE", ""), AsPhone),
+            (
+                with_uri("sip:bob@10.0.0.20:5090", "BYE", ""),
+                Core(SocketAddr::from(([10, 0, 0, 20], 5090))),
+            ),
+            (
+                with_uri("sip:bob@example.com", "BYE", core_hop),
+                Core(SocketAddr::from(([10, 0, 0, 20], 5080))),
+            ),
+            (
+                with_uri("sip:bob@example.com", "INVITE", foreign_hop),
+                Refused,
+            ),
+            (with_uri("sip:bob@10.0.0.20", "INVITE", named_hop), Refused),
+            // A REGISTER only ever goes to the ring with this edge's Path.
+            (with_uri("sip:example.com", "REGISTER", core_hop), Refused),
+        ];
+        for (request, expected) in cases {
+            assert_eq!(
+                phone_onward(&request, is_core),
+                expected,
+                "{}",
+                String::from_utf8_lossy(&request.to_bytes())
+            );
+        }
     }
 
     #[test]

@@ -93,6 +93,7 @@ impl Edge {
                 config.keepalive.interval(),
                 config.keepalive.max_flows,
             )),
+            core_networks: config.sip.core_networks.clone(),
             user_agent_deny: config.protection.user_agent_deny.clone(),
             failover_timeout: config.registrars.failover_timeout(),
             keepalive: config.keepalive.enabled,

@@ -313,3 +313,68 @@ async fn a_cancel_from_the_phone_cancels_the_forwarded_invite() {
     assert!(codes.contains(&(200, "CANCEL".to_owned())), "{codes:?}");
     assert!(codes.contains(&(487, "INVITE".to_owned())), "{codes:?}");
 }
+
+/// A MESSAGE from a phone at `phone` whose Route set names the edge, then `next`.
+fn message_routed_on(phone: SocketAddr, edge: SocketAddr, next: SocketAddr) -> String {
+    format!(
+        "MESSAGE sip:bob@example.com SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {phone};branch=z9hG4bK{:x};rport\r\n\
+         Max-Forwards: 70\r\n\
+         Route: <sip:{edge};lr>, <sip:{next};lr>\r\n\
+         From: <sip:alice@example.com>;tag=a1\r\n\
+         To: <sip:bob@example.com>\r\n\
+         Call-ID: relay-{:x}\r\n\
+         CSeq: 1 MESSAGE\r\n\
+         Content-Length: 0\r\n\r\n",
+        rand::random::<u64>(),
+        rand::random::<u64>(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_cannot_route_through_the_edge_past_the_core() {
+    let core = UdpSocket::bind("127.0.0.1:0").await.expect("core socket");
+    let core_addr = core.local_addr().expect("addr");
+    // Another loopback address: neither a registrar nor this edge.
+    let outside = UdpSocket::bind("127.0.0.2:0")
+        .await
+        .expect("a socket on 127.0.0.2 (Linux routes all of 127.0.0.0/8 to lo)");
+    let outside_addr = outside.local_addr().expect("addr");
+    let phone = UdpSocket::bind("127.0.0.1:0").await.expect("phone socket");
+    let phone_addr = phone.local_addr().expect("addr");
+
+    let edge = start_edge(config(&[core_addr], "")).await;
+    let request = message_routed_on(phone_addr, edge.udp, outside_addr);
+    phone
+        .send_to(request.as_bytes(), edge.udp)
+        .await
+        .expect("sent");
+    let (response, _) = recv_sip(&phone, Duration::from_secs(5))
+        .await
+        .expect("an answer");
+    assert_eq!(response.status_code(), Some(403));
+    assert!(
+        recv_sip(&outside, Duration::from_millis(500))
+            .await
+            .is_none(),
+        "the edge relayed a phone's request outside the core"
+    );
+    drop(edge);
+
+    // The same request where the next hop is in `core_networks` (another edge) goes on.
+    let mut config = config(&[core_addr], "");
+    config.sip.core_networks = vec!["127.0.0.2/32".parse().expect("a network")];
+    let edge = start_edge(config).await;
+    let request = message_routed_on(phone_addr, edge.udp, outside_addr);
+    phone
+        .send_to(request.as_bytes(), edge.udp)
+        .await
+        .expect("sent");
+    let (forwarded, from) = recv_request(&outside, Method::Message).await;
+    assert_eq!(from, edge.internal, "sent from the internal socket");
+    let routes: Vec<String> = forwarded
+        .routes()
+        .map(|r| r.expect("Route parses").to_string())
+        .collect();
+    assert_eq!(routes, vec![format!("<sip:{outside_addr};lr>")]);
+}

@@ -155,6 +155,51 @@ async fn a_phones_own_path_is_stripped() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_register_routed_to_the_edge_as_outbound_proxy_is_handled_like_any_other() {
+    let mut registrars = Vec::new();
+    for _ in 0..4 {
+        registrars.push(FakeRegistrar::start(Mode::Answer, 3600).await);
+    }
+    let addrs: Vec<SocketAddr> = registrars.iter().map(|r| r.addr).collect();
+    let edge = start_edge(config(&addrs, "")).await;
+    let phone = UdpSocket::bind("127.0.0.1:0").await.expect("phone socket");
+    let phone_addr = phone.local_addr().expect("addr");
+    // A phone with the edge as its outbound proxy preloads a Route to it (RFC 3261
+    // section 8.1.2), here with a stale Path of its own as well.
+    let request = register("olivia", phone_addr, "UDP", 3600).replace(
+        "Expires:",
+        &format!(
+            "Route: <sip:{};lr>\r\nPath: <sip:evil@{};lr>\r\nExpires:",
+            edge.udp, edge.internal
+        ),
+    );
+    phone
+        .send_to(request.as_bytes(), edge.udp)
+        .await
+        .expect("sent");
+    let (response, _) = recv_sip(&phone, Duration::from_secs(5))
+        .await
+        .expect("an answer");
+    assert_eq!(response.status_code(), Some(200));
+    let seen = seen_by(&registrars);
+    let expected = owner(&addrs, "olivia");
+    assert_eq!(seen.get("sip:olivia@example.com"), Some(&vec![expected]));
+    let stored = registrars[expected].registers();
+    let forwarded = stored.first().expect("the REGISTER");
+    assert_eq!(
+        forwarded.routes().count(),
+        0,
+        "the edge's own Route is popped"
+    );
+    let paths: Vec<_> = forwarded.paths().map(|p| p.expect("path")).collect();
+    assert_eq!(paths.len(), 1, "only the edge's Path");
+    let flow = FlowTokenKey::new(SECRET.as_bytes())
+        .decode(paths[0].uri.user.expect("a token"))
+        .expect("the token verifies");
+    assert_eq!(flow.remote, phone_addr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sipp_phones_spread_evenly_and_stably_over_four_registrars() {
     // The ring's spread for 10,000 AoRs, as the issue asks to report.
     let ports: Vec<SocketAddr> = (0..4)
