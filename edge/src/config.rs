@@ -191,6 +191,22 @@ impl EdgeConfig {
         if self.sip.internal.transport != Transport::Udp {
             return Err(Error::Config("sip.internal must be a udp: socket".into()));
         }
+        // The edge writes its addresses into Via, Path and Record-Route, where a wildcard
+        // would send the phones' and the core's requests nowhere.
+        let wildcard = self
+            .sip
+            .listen
+            .iter()
+            .map(|spec| ("sip.listen", spec))
+            .chain([("sip.internal", &self.sip.internal)])
+            .find(|(_, spec)| spec.addr.ip().is_unspecified());
+        if let Some((key, spec)) = wildcard {
+            return Err(Error::Config(format!(
+                "{key}: {} is a wildcard address; name the address phones or registrars reach, \
+                 since it is written into Via, Path and Record-Route",
+                spec.addr
+            )));
+        }
         if self.flow_token.secret.expose().len() < 16 {
             return Err(Error::Config(
                 "flow_token.secret is shorter than 16 bytes".into(),

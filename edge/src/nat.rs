@@ -51,8 +51,8 @@ pub fn detect(source: SocketAddr, via: Written<'_>, contact: Option<Written<'_>>
     }
 }
 
-/// Whether an address is private, shared (CGN), loopback or link-local: one a phone on
-/// the Internet cannot be reached at.
+/// Whether an address is private, shared (CGN) or link-local: one a phone on the
+/// Internet cannot be reached at. Loopback is not counted: a phone there is on this host.
 pub fn is_private(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {

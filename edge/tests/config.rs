@@ -60,3 +60,21 @@ fn timers_out_of_range_are_refused() {
     let err = config.validate().expect_err("huge refused");
     assert!(err.to_string().contains("keepalive.interval_ms"), "{err}");
 }
+
+#[test]
+fn a_wildcard_address_is_refused() {
+    for (from, to, key) in [
+        ("udp:127.0.0.1:5060\"", "udp:0.0.0.0:5060\"", "sip.listen"),
+        ("udp:127.0.0.1:5070", "udp:[::]:5070", "sip.internal"),
+    ] {
+        let text = std::fs::read_to_string(example())
+            .expect("example readable")
+            .replacen(from, to, 1);
+        assert!(text.contains(to), "the example names {from}");
+        let config: EdgeConfig =
+            hasip::config::load_str(&text, "HASIP_EDGE_TEST_UNSET").expect("parses");
+        let err = config.validate().expect_err("a wildcard refused");
+        assert!(err.to_string().contains(key), "{err}");
+        assert!(err.to_string().contains("wildcard"), "{err}");
+    }
+}
