@@ -500,8 +500,9 @@ impl Proxy {
             let failover_at = Instant::now() + self.failover_timeout;
             let mut provisional = false;
             let mut cancelled = false;
+            let mut nowhere_else = false;
             let failed = loop {
-                let failover_armed = registrar.is_some() && !provisional;
+                let failover_armed = registrar.is_some() && !provisional && !nowhere_else;
                 tokio::select! {
                     event = client.next() => match event {
                         Some(ClientEvent::Provisional(mut response)) => {
@@ -546,6 +547,16 @@ impl Proxy {
                         }
                     },
                     () = tokio::time::sleep_until(failover_at), if failover_armed => {
+                        let elsewhere = matches!(
+                            &plan,
+                            Plan::Ring(aor) if self.registrar_target(aor, &tried).is_some()
+                        );
+                        if !elsewhere {
+                            // No other registrar to move to: this one's answer is still
+                            // the best hope, until the transaction's own timeout.
+                            nowhere_else = true;
+                            continue;
+                        }
                         if is_invite {
                             // A late answer from this registrar must not set up a call.
                             client.cancel().await;

@@ -419,9 +419,16 @@ impl Relay {
         let registrar = attempt.registrar;
         // Once the phone has its final answer, a timer of the last attempt says nothing more.
         let forwarding = entry.pending.is_some();
-        let failover = attempt.failover_at.is_some_and(|t| t <= at_now) && forwarding;
+        let mut failover = attempt.failover_at.is_some_and(|t| t <= at_now) && forwarding;
         if failover {
             attempt.failover_at = None;
+            // With no other registrar to move to, this one's answer is still the best
+            // hope: the attempt runs on until its own timeout instead of ending in a 408
+            // now (a slow survivor of a registrar that died, under load).
+            failover = entry
+                .pending
+                .as_ref()
+                .is_some_and(|p| self.proxy.registrar_target(&p.aor, &p.tried).is_some());
         }
         let mut timed_out = false;
         let mut retransmit = false;

@@ -481,3 +481,38 @@ async fn a_silent_registrar_gets_retransmissions_until_the_failover_timer_moves_
         "the phone saw one answer"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_last_registrar_is_waited_for_past_the_failover_timer() {
+    // The only registrar (say, the survivor of one that died) is slow under load: with
+    // nowhere to fail over to, the edge keeps retransmitting to it (Timer E) instead of
+    // answering 408 when the 1 s failover timer fires.
+    let registrar = FakeRegistrar::start(Mode::Silent, 3600).await;
+    let edge = start_edge(config(
+        &[registrar.addr],
+        "[health]\nprobe_interval_ms = 600000\ndown_after = 1000\n",
+    ))
+    .await;
+    let phone = UdpSocket::bind("127.0.0.1:0").await.expect("phone");
+    let phone_addr = phone.local_addr().expect("addr");
+    phone
+        .send_to(register("erin", phone_addr, "UDP", 60).as_bytes(), edge.udp)
+        .await
+        .expect("sent");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    registrar.set_mode(Mode::Answer);
+    let (response, _) = recv_sip(&phone, Duration::from_secs(10))
+        .await
+        .expect("an answer");
+    assert_eq!(response.status_code(), Some(200), "{response:?}");
+    let branches: Vec<_> = registrar
+        .registers()
+        .iter()
+        .map(|m| m.top_via().ok().and_then(|v| v.branch().map(str::to_owned)))
+        .collect();
+    assert!(branches.len() >= 3, "Timer E went on: {branches:?}");
+    assert!(
+        branches.iter().all(|b| b.is_some() && *b == branches[0]),
+        "one attempt, retransmitted: {branches:?}"
+    );
+}
