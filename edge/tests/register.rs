@@ -38,6 +38,16 @@ async fn register_from_a_new_phone(edge: &TestEdge, user: &str) -> (UdpSocket, M
     (phone, response)
 }
 
+/// Four answering registrars and their addresses.
+async fn four_registrars() -> (Vec<FakeRegistrar>, Vec<SocketAddr>) {
+    let mut registrars = Vec::new();
+    for _ in 0..4 {
+        registrars.push(FakeRegistrar::start(Mode::Answer, 3600).await);
+    }
+    let addrs = registrars.iter().map(|r| r.addr).collect();
+    (registrars, addrs)
+}
+
 /// Which registrar saw each AoR.
 fn seen_by(registrars: &[FakeRegistrar]) -> HashMap<String, Vec<usize>> {
     let mut seen: HashMap<String, Vec<usize>> = HashMap::new();
@@ -55,11 +65,7 @@ fn seen_by(registrars: &[FakeRegistrar]) -> HashMap<String, Vec<usize>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_gets_a_path_with_the_phones_flow_and_goes_to_the_aors_registrar() {
-    let mut registrars = Vec::new();
-    for _ in 0..4 {
-        registrars.push(FakeRegistrar::start(Mode::Answer, 3600).await);
-    }
-    let addrs: Vec<SocketAddr> = registrars.iter().map(|r| r.addr).collect();
+    let (registrars, addrs) = four_registrars().await;
     let edge = start_edge(config(&addrs, "")).await;
     let phone = UdpSocket::bind("127.0.0.1:0").await.expect("phone socket");
     let phone_addr = phone.local_addr().expect("addr");
@@ -156,11 +162,7 @@ async fn a_phones_own_path_is_stripped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_register_routed_to_the_edge_as_outbound_proxy_is_handled_like_any_other() {
-    let mut registrars = Vec::new();
-    for _ in 0..4 {
-        registrars.push(FakeRegistrar::start(Mode::Answer, 3600).await);
-    }
-    let addrs: Vec<SocketAddr> = registrars.iter().map(|r| r.addr).collect();
+    let (registrars, addrs) = four_registrars().await;
     let edge = start_edge(config(&addrs, "")).await;
     let phone = UdpSocket::bind("127.0.0.1:0").await.expect("phone socket");
     let phone_addr = phone.local_addr().expect("addr");
@@ -221,11 +223,7 @@ async fn sipp_phones_spread_evenly_and_stably_over_four_registrars() {
         "{counts:?}"
     );
 
-    let mut registrars = Vec::new();
-    for _ in 0..4 {
-        registrars.push(FakeRegistrar::start(Mode::Answer, 3600).await);
-    }
-    let addrs: Vec<SocketAddr> = registrars.iter().map(|r| r.addr).collect();
+    let (registrars, addrs) = four_registrars().await;
     let edge = start_edge(config(&addrs, "")).await;
     let calls = 400;
     let output = run_sipp(vec![
@@ -311,11 +309,7 @@ async fn a_killed_sipp_registrar_is_failed_over_inside_the_transaction() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_registrars_share_spreads_over_all_the_others_and_comes_back() {
-    let mut registrars = Vec::new();
-    for _ in 0..4 {
-        registrars.push(FakeRegistrar::start(Mode::Answer, 3600).await);
-    }
-    let addrs: Vec<SocketAddr> = registrars.iter().map(|r| r.addr).collect();
+    let (registrars, addrs) = four_registrars().await;
     let edge = start_edge(config(
         &addrs,
         "[health]\nprobe_interval_ms = 100\nprobe_timeout_ms = 100\ndown_after = 1\nup_after = 2\n",
