@@ -345,13 +345,7 @@ async fn a_phone_cannot_route_through_the_edge_past_the_core() {
 
     let edge = start_edge(config(&[core_addr], "")).await;
     let request = message_routed_on(phone_addr, edge.udp, outside_addr);
-    phone
-        .send_to(request.as_bytes(), edge.udp)
-        .await
-        .expect("sent");
-    let (response, _) = recv_sip(&phone, Duration::from_secs(5))
-        .await
-        .expect("an answer");
+    let (response, _) = ask(&phone, edge.udp, &request).await;
     assert_eq!(response.status_code(), Some(403));
     assert!(
         recv_sip(&outside, Duration::from_millis(500))

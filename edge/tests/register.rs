@@ -28,13 +28,7 @@ fn owner(addrs: &[SocketAddr], user: &str) -> usize {
 async fn register_from_a_new_phone(edge: &TestEdge, user: &str) -> (UdpSocket, Message) {
     let phone = UdpSocket::bind("127.0.0.1:0").await.expect("phone");
     let phone_addr = phone.local_addr().expect("addr");
-    phone
-        .send_to(register(user, phone_addr, "UDP", 60).as_bytes(), edge.udp)
-        .await
-        .expect("sent");
-    let (response, _) = recv_sip(&phone, Duration::from_secs(5))
-        .await
-        .expect("answer");
+    let (response, _) = ask(&phone, edge.udp, &register(user, phone_addr, "UDP", 60)).await;
     (phone, response)
 }
 
@@ -72,13 +66,7 @@ async fn register_gets_a_path_with_the_phones_flow_and_goes_to_the_aors_registra
 
     for round in 0..2 {
         let request = register("alice", phone_addr, "UDP", 3600);
-        phone
-            .send_to(request.as_bytes(), edge.udp)
-            .await
-            .expect("sent");
-        let (response, from) = recv_sip(&phone, Duration::from_secs(5))
-            .await
-            .expect("a response to REGISTER");
+        let (response, from) = ask(&phone, edge.udp, &request).await;
         assert_eq!(
             from, edge.udp,
             "the answer comes from the socket the REGISTER went to"
@@ -175,13 +163,7 @@ async fn a_register_routed_to_the_edge_as_outbound_proxy_is_handled_like_any_oth
             edge.udp, edge.internal
         ),
     );
-    phone
-        .send_to(request.as_bytes(), edge.udp)
-        .await
-        .expect("sent");
-    let (response, _) = recv_sip(&phone, Duration::from_secs(5))
-        .await
-        .expect("an answer");
+    let (response, _) = ask(&phone, edge.udp, &request).await;
     assert_eq!(response.status_code(), Some(200));
     let seen = seen_by(&registrars);
     let expected = owner(&addrs, "olivia");

@@ -255,6 +255,17 @@ pub async fn recv_sip(socket: &UdpSocket, wait: Duration) -> Option<(Message, So
     }
 }
 
+/// Sends `request` from `phone` to `to` and returns the first SIP answer (5 s at most).
+pub async fn ask(phone: &UdpSocket, to: SocketAddr, request: &str) -> (Message, SocketAddr) {
+    phone
+        .send_to(request.as_bytes(), to)
+        .await
+        .unwrap_or_else(|e| panic!("sending to {to}: {e}"));
+    recv_sip(phone, Duration::from_secs(5))
+        .await
+        .unwrap_or_else(|| panic!("no answer from {to}"))
+}
+
 /// A REGISTER from a phone at `local` for `user`.
 pub fn register(user: &str, local: SocketAddr, transport: &str, expires: u32) -> String {
     format!(
