@@ -39,13 +39,15 @@ die() {
 # --- processes ------------------------------------------------------------------------
 
 # The pid recorded for PART, if that process still runs the program recorded with it
-# (a recycled pid is not ours).
+# (a recycled pid is not ours). A program rebuilt since it started shows as
+# "PATH (deleted)" and is still ours.
 live_pid() {
-  local part=$1 pid exe
+  local part=$1 pid exe running
   [ -f "$PIDS/$part.pid" ] || return 1
   read -r pid exe <"$PIDS/$part.pid" || return 1
   [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
-  [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$exe" ] || return 1
+  running=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
+  [ "$running" = "$exe" ] || [ "$running" = "$exe (deleted)" ] || return 1
   printf '%s\n' "$pid"
 }
 
