@@ -17,7 +17,8 @@
 //! - [`config`]: TOML plus environment overrides, with unknown keys refused.
 //! - [`telemetry`] and [`http`]: tracing set-up, the Prometheus recorder and the
 //!   `/metrics` and `/health` endpoints.
-//! - [`signal`]: the shutdown signal the binaries wait on.
+//! - [`signal`] and [`runtime`]: the shutdown signal the binaries wait on and the tokio
+//!   runtime they run on.
 //! - [`error`]: the crate's error type.
 
 pub mod config;
@@ -27,6 +28,7 @@ pub mod error;
 pub mod flow_token;
 pub mod http;
 pub mod nonce;
+pub mod runtime;
 pub mod signal;
 pub mod sip;
 pub mod telemetry;
