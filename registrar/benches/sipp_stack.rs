@@ -24,7 +24,7 @@
 //! Environment: `BENCH_USERS` (10000), `BENCH_STACK_ROUNDS` or `BENCH_ROUNDS` (1: rounds
 //! of all users per saturated run), `BENCH_PASSES` (2 of each kind per stack),
 //! `BENCH_STACK_CONCURRENCY` (`800,400,200,100,50,25`), `BENCH_STACK_RATE` (derived),
-//! `BENCH_STACK_FIXED_SECS` (40), `BENCH_SHARDS`, `BENCH_TIMEOUT_MS`, `KAMAILIO`,
+//! `BENCH_STACK_FIXED_SECS` (40), `BENCH_SHARDS` (the registrar's default), `BENCH_TIMEOUT_MS`, `KAMAILIO`,
 //! `KAMAILIO_CHILDREN` (8 per Kamailio registrar), `HASIP_EDGE_BIN` (the `edge` next
 //! to this bench's `registrar`), `BENCH_KEEP` (set: keep the work directory, with every
 //! sipp run's files).
@@ -35,6 +35,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
+use hasip_registrar::store::StoreConfig;
 use hasip_tests::MariaDbPair;
 use support::{
     emit_figure, emit_target, env_or, free_tcp_port, free_udp_port, kamailio_config, median,
@@ -184,7 +185,10 @@ async fn start_hasip_stack(
     for n in 1..=2 {
         let (port, http) = (free_udp_port()?, free_tcp_port()?);
         let config = work.join(format!("registrar-{n}.toml"));
-        std::fs::write(&config, registrar_config(pair, port, http))?;
+        std::fs::write(
+            &config,
+            registrar_config(pair, port, http, StoreConfig::default().shards),
+        )?;
         children.push(start_binary(registrar_bin, &config)?);
         wait_healthy(http).await?;
         registrars.push(format!("\"127.0.0.1:{port}\""));

@@ -345,7 +345,7 @@ masters = [
     "mysql://hasip:$APP_PASSWORD@127.0.0.1:$DB_B_PORT/hasip",
 ]
 timeout_ms = 1000
-shards = 4
+shards = 2
 pool_size = 8
 
 [cleanup]

@@ -236,8 +236,9 @@ pub fn free_tcp_port() -> anyhow::Result<u16> {
 }
 
 /// The hasip registrar on 127.0.0.1:`port` (UDP), `/health` on `http`, writing to the
-/// pair. `BENCH_SHARDS` (4) and `BENCH_TIMEOUT_MS` (1000) tune its store.
-pub fn registrar_config(pair: &MariaDbPair, port: u16, http: u16) -> String {
+/// pair with `shards` store shards (`BENCH_SHARDS` overrides it). `BENCH_TIMEOUT_MS`
+/// (1000) sets its store timeout.
+pub fn registrar_config(pair: &MariaDbPair, port: u16, http: u16, shards: usize) -> String {
     format!(
         r#"
 [log]
@@ -262,7 +263,7 @@ interval_secs = 3600
 "#,
         pair.a.app_url(),
         pair.b.app_url(),
-        shards = env_or("BENCH_SHARDS", 4usize),
+        shards = env_or("BENCH_SHARDS", shards),
         timeout_ms = env_or("BENCH_TIMEOUT_MS", 1000u64),
     )
 }

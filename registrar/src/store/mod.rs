@@ -60,9 +60,10 @@ pub struct StoreConfig {
     /// Limit on each database call (connect, statement, commit), in milliseconds.
     pub timeout_ms: u64,
     /// The number of shard tasks, each with its own connection. Fewer shards make bigger
-    /// batches, and the pair's work per REGISTER falls with the batch: on the registrar
-    /// bench's 2-core machine 4 carried the most (2 about 5% fewer, 8 about 20%, 16 about
-    /// 35%).
+    /// batches, and the pair's work per REGISTER falls with the batch. The active master
+    /// sees every registrar's shards, so size the total: on the 2-core bench machine two
+    /// registrars carried the most with 2 each (4 each about 40% fewer), and a lone
+    /// registrar with 4 (2 about 5% fewer, 8 about 20%, 16 about 35%).
     pub shards: usize,
     /// The most REGISTERs one transaction carries.
     pub max_batch: usize,
@@ -112,7 +113,7 @@ impl Default for StoreConfig {
         StoreConfig {
             masters: Vec::new(),
             timeout_ms: 1000,
-            shards: 4,
+            shards: 2,
             max_batch: 128,
             pool_size: 24,
             queue: 4096,
@@ -311,7 +312,7 @@ mod tests {
             sections
                 .as_ref()
                 .map(|s| (s.store.masters.len(), s.store.timeout_ms, s.store.shards)),
-            Ok((2, 500, 4))
+            Ok((2, 500, 2))
         );
         assert_eq!(
             sections.as_ref().map(|s| s.expires.clone()),
