@@ -530,6 +530,10 @@ pub async fn run_sipp(
             .arg("-l")
             .arg(limit.to_string())
             .args(["-nostdin", "-timeout", "590s", "-max_recv_loops", "10000"])
+            // sipp's socket keeps the kernel's 208 KiB default otherwise, and a burst of
+            // answers to hundreds in flight overflowed it: thousands of drops a run, all
+            // at sipp (`ss -uam`), each one a retransmission 500 ms later.
+            .args(["-buff_size", "4194304"])
             .args(["-trace_stat", "-fd", "1", "-trace_rtt", "-rtt_freq", "1000"])
             .args(["-trace_err"])
             .kill_on_drop(true)

@@ -506,6 +506,9 @@ impl Sipp {
             ])
             // A transaction that waits 8 s for its answer counts as failed.
             .args(["-recv_timeout", "8000"])
+            // The kernel's default socket buffer overflows under a burst of answers
+            // (the drops are sipp's own, and each costs a 500 ms retransmission).
+            .args(["-buff_size", "4194304"])
             .args(["-trace_err", "-trace_logs", "-trace_stat", "-fd", "1"])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
