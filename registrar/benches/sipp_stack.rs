@@ -23,7 +23,7 @@
 //!
 //! Environment: `BENCH_USERS` (10000), `BENCH_STACK_ROUNDS` (3: rounds of all users per
 //! saturated run), `BENCH_PASSES` (2 of each kind per stack),
-//! `BENCH_STACK_CONCURRENCY` (`800,400,200,100,50,25`), `BENCH_STACK_RATE` (derived),
+//! `BENCH_STACK_CONCURRENCY` (`1600,800,400,200,100,50,25`), `BENCH_STACK_RATE` (derived),
 //! `BENCH_STACK_FIXED_SECS` (40), `BENCH_SHARDS` (the registrar's default),
 //! `BENCH_TIMEOUT_MS`, `KAMAILIO`, `KAMAILIO_CHILDREN` (8 per Kamailio registrar),
 //! `HASIP_EDGE_BIN` (the `edge` next to this bench's `registrar`), `BENCH_KEEP` (set:
@@ -55,7 +55,7 @@ async fn main() -> anyhow::Result<()> {
     let rounds: usize = env_or("BENCH_STACK_ROUNDS", 3);
     let passes: usize = env_or("BENCH_PASSES", 2);
     let levels: Vec<usize> = std::env::var("BENCH_STACK_CONCURRENCY")
-        .unwrap_or_else(|_| "800,400,200,100,50,25".to_owned())
+        .unwrap_or_else(|_| "1600,800,400,200,100,50,25".to_owned())
         .split(',')
         .filter_map(|l| l.trim().parse().ok())
         .collect();
