@@ -62,7 +62,7 @@ pub struct StoreConfig {
     /// The number of shard tasks, each with its own connection. Fewer shards make bigger
     /// batches, and the pair's work per REGISTER falls with the batch. The active master
     /// sees every registrar's shards, so size the total: on the 2-core bench machine two
-    /// registrars carried the most with 2 each (4 each about 40% fewer), and a lone
+    /// registrars carried the most with 2 each (4 each about a third fewer), and a lone
     /// registrar with 4 (2 about 5% fewer, 8 about 20%, 16 about 35%).
     pub shards: usize,
     /// The most REGISTERs one transaction carries.
