@@ -11,6 +11,8 @@
 //! - [`nat_lab`]: a phone behind NAT on one machine (network namespaces, an nftables
 //!   masquerade with a short UDP conntrack timeout): the edge's NAT test and the
 //!   whole-stack call to a NATed phone.
+//! - [`sipp_log`]: registration times to the microsecond from sipp's message log, for
+//!   the stack bench's p99 at a fixed load.
 //! - [`sql`]: running the repository's `sql/` files (statement splitting,
 //!   placeholder substitution with safe quoting).
 //!
@@ -21,6 +23,7 @@ pub mod mariadb_pair;
 pub mod mariadb_server;
 pub mod mariadb_template;
 pub mod nat_lab;
+pub mod sipp_log;
 pub mod sql;
 
 pub use mariadb_pair::MariaDbPair;

@@ -506,12 +506,15 @@ pub async fn run_sipp(
     std::fs::create_dir_all(&dir)?;
     let scenario =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../sipp/registrar/auth_register.xml");
-    let (rate, limit) = match load {
-        Load::Saturate { concurrency } => (20_000, concurrency),
+    let (rate, limit, timing) = match load {
+        Load::Saturate { concurrency } => (20_000, concurrency, "-trace_rtt"),
+        // sipp's own registration times come in 4 ms steps (its clock follows the
+        // kernel's tick); at a fixed load they come from its message log instead, whose
+        // timestamps are to the microsecond.
         Load::Rate {
             per_sec,
             max_in_flight,
-        } => (per_sec, max_in_flight),
+        } => (per_sec, max_in_flight, "-trace_msg"),
     };
     let started = Instant::now();
     let output = tokio::time::timeout(
@@ -534,7 +537,7 @@ pub async fn run_sipp(
             // answers to hundreds in flight overflowed it: thousands of drops a run, all
             // at sipp (`ss -uam`), each one a retransmission 500 ms later.
             .args(["-buff_size", "4194304"])
-            .args(["-trace_stat", "-fd", "1", "-trace_rtt", "-rtt_freq", "1000"])
+            .args(["-trace_stat", "-fd", "1", timing, "-rtt_freq", "1000"])
             .args(["-trace_err"])
             .kill_on_drop(true)
             .output(),
@@ -549,7 +552,16 @@ pub async fn run_sipp(
             String::from_utf8_lossy(&output.stderr)
         )
     })?;
-    let mut times = read_rtts(&dir)?;
+    let mut times = match load {
+        Load::Saturate { .. } => read_rtts(&dir)?,
+        Load::Rate { .. } => read_message_times(&dir)?,
+    };
+    if times.is_empty() && stats.0 > 0 {
+        bail!(
+            "{name}: {} registrations succeeded but sipp logged no times",
+            stats.0
+        );
+    }
     times.sort_by(f64::total_cmp);
     let pct = |p: f64| -> f64 {
         if times.is_empty() {
@@ -607,6 +619,17 @@ fn read_stats(dir: &Path) -> anyhow::Result<(u64, u64, Option<Duration>)> {
         }
     });
     Ok((ok, failed, elapsed))
+}
+
+/// Every registration time (ms, to the microsecond) from sipp's `-trace_msg` log: from
+/// the first REGISTER sent to the first 200 received, by Call-ID. None when sipp wrote no
+/// log.
+fn read_message_times(dir: &Path) -> anyhow::Result<Vec<f64>> {
+    let Ok(file) = find(dir, "_messages.log") else {
+        return Ok(Vec::new());
+    };
+    let text = std::fs::read_to_string(file)?;
+    Ok(hasip_tests::sipp_log::registration_times(&text))
 }
 
 /// Every registration time (ms) from sipp's `-trace_rtt` file; none when sipp wrote no
