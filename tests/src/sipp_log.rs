@@ -8,23 +8,32 @@
 
 use std::collections::{HashMap, HashSet};
 
+use bytes::Bytes;
+use hasip::sip::header_name::HeaderName;
+use hasip::sip::limits::Limits;
+use hasip::sip::message::Message;
+use hasip::sip::method::Method;
+
 const SECONDS_PER_DAY: f64 = 86_400.0;
+
+/// The dashes each message's entry starts with.
+const ENTRY: &str = "\n-----";
 
 /// Every registration's time in milliseconds: from the first REGISTER sent to the first
 /// 200 received, matched by Call-ID. Calls with no 200 have no time.
 pub fn registration_times(log: &str) -> Vec<f64> {
-    let mut started: HashMap<&str, f64> = HashMap::new();
-    let mut answered: HashSet<&str> = HashSet::new();
+    let mut started: HashMap<String, f64> = HashMap::new();
+    let mut answered: HashSet<String> = HashSet::new();
     let mut times = Vec::new();
-    for message in messages(log) {
-        if message.sent && message.first.starts_with("REGISTER ") {
-            started.entry(message.call_id).or_insert(message.at);
-        } else if !message.sent
-            && message.first.starts_with("SIP/2.0 200")
-            && answered.insert(message.call_id)
-        {
-            if let Some(start) = started.get(message.call_id) {
-                let mut seconds = message.at - start;
+    for (at, sent, message) in messages(log) {
+        let Some(call_id) = message.header(&HeaderName::CallId).map(str::trim) else {
+            continue;
+        };
+        if sent && message.method() == Some(Method::Register) {
+            started.entry(call_id.to_owned()).or_insert(at);
+        } else if !sent && message.status_code() == Some(200) && answered.insert(call_id.into()) {
+            if let Some(start) = started.get(call_id) {
+                let mut seconds = at - start;
                 // A registration that spans midnight.
                 if seconds < 0.0 {
                     seconds += SECONDS_PER_DAY;
@@ -36,62 +45,26 @@ pub fn registration_times(log: &str) -> Vec<f64> {
     times
 }
 
-/// One message of the log, as far as timing needs it.
-struct Logged<'a> {
-    /// Seconds since midnight.
-    at: f64,
-    sent: bool,
-    /// The request or status line.
-    first: &'a str,
-    call_id: &'a str,
-}
-
-/// The log's messages in order; entries that do not read as one are skipped.
-fn messages(log: &str) -> Vec<Logged<'_>> {
-    let mut out = Vec::new();
-    let mut lines = log.lines().peekable();
-    while let Some(line) = lines.next() {
-        let Some(at) = line.strip_prefix("-----").and_then(time_of_day) else {
-            continue;
+/// The log's messages in order, each with its time (seconds since midnight) and whether
+/// sipp sent it, parsed by hasip's parser; entries that do not read as one are skipped.
+fn messages(log: &str) -> impl Iterator<Item = (f64, bool, Message)> + '_ {
+    // The first entry starts the file, without a newline before it.
+    let log = log.strip_prefix(&ENTRY[1..]).map_or(log, |rest| rest);
+    log.split(ENTRY).filter_map(|entry| {
+        let (stamp, rest) = entry.split_once('\n')?;
+        let (how, text) = rest.split_once('\n')?;
+        let sent = if how.contains("message sent") {
+            true
+        } else if how.contains("message received") {
+            false
+        } else {
+            return None;
         };
-        let sent = match lines.next() {
-            Some(l) if l.contains("message sent") => true,
-            Some(l) if l.contains("message received") => false,
-            _ => continue,
-        };
-        let mut first = None;
-        let mut call = None;
-        while let Some(next) = lines.peek() {
-            if next.starts_with("-----") {
-                break;
-            }
-            let next = lines.next().unwrap_or_default();
-            if next.trim().is_empty() {
-                continue;
-            }
-            if first.is_none() {
-                first = Some(next);
-            } else if call.is_none() {
-                call = call_id(next);
-            }
-        }
-        if let (Some(first), Some(call_id)) = (first, call) {
-            out.push(Logged {
-                at,
-                sent,
-                first,
-                call_id,
-            });
-        }
-    }
-    out
-}
-
-/// The value of a `Call-ID` (or compact `i`) header line.
-fn call_id(line: &str) -> Option<&str> {
-    let (name, value) = line.split_once(':')?;
-    let name = name.trim();
-    (name.eq_ignore_ascii_case("call-id") || name.eq_ignore_ascii_case("i")).then(|| value.trim())
+        let text = text.trim_start_matches('\n');
+        let message =
+            Message::parse(Bytes::copy_from_slice(text.as_bytes()), &Limits::default()).ok()?;
+        Some((time_of_day(stamp)?, sent, message))
+    })
 }
 
 /// Seconds since midnight of a `---- YYYY-MM-DD HH:MM:SS.ffffff` line.
@@ -117,7 +90,7 @@ mod tests {
             "UDP message received [400] bytes :"
         };
         format!(
-            "----------------------------------------------- 2026-12-02 {at}\n{how}\n\n{first}\nVia: SIP/2.0/UDP 127.0.0.1:6111\nCall-ID: {call_id}\nCSeq: 1 REGISTER\n\n"
+            "----------------------------------------------- 2026-12-02 {at}\n{how}\n\n{first}\r\nVia: SIP/2.0/UDP 127.0.0.1:6111;branch=z9hG4bK-1\r\nCall-ID: {call_id}\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n\n"
         )
     }
 
