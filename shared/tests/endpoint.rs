@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hasip::endpoint::{
-    new_branch, ClientEvent, Endpoint, EndpointConfig, Incoming, ServerTransaction, Target,
+    new_branch, ClientEvent, Endpoint, EndpointConfig, Incoming, SendError, ServerTransaction,
+    Target,
 };
 use hasip::sip::builder::response_to;
 use hasip::sip::{HeaderName, Limits, Message, Method};
@@ -168,6 +169,50 @@ async fn request_retransmission_is_absorbed_and_the_final_resent() {
     assert_eq!(again.to_bytes(), first.to_bytes());
     // The second copy was answered by the transaction, so it never reached the app.
     assert!(b_in.try_recv().is_err());
+}
+
+#[tokio::test]
+async fn a_completed_non_invite_answers_until_timer_j_then_ends() {
+    let (b, mut b_in) = endpoint().await;
+    let peer = raw_udp().await;
+    let b_addr = addr_of(&b, Transport::Udp);
+    let text = request_text(
+        "REGISTER",
+        "UDP",
+        peer.local_addr().expect("addr"),
+        &new_branch(),
+    );
+    peer.send_to(text.as_bytes(), b_addr).await.expect("send");
+    let (request, txn) = next_request(&mut b_in).await;
+    respond(&txn, &request, 200, "OK").await;
+    let first = raw_recv(&peer).await;
+    assert_eq!(first.status_code(), Some(200));
+    // The transaction has handed its response to the table: a second final fails.
+    let again = response_to(&request, 500, "Again", Some("b2")).build();
+    let second = txn.respond(again).await;
+    assert!(
+        matches!(second, Err(SendError::TransactionGone)),
+        "{second:?}"
+    );
+    assert_eq!(b.transaction_count(), (1, 0));
+
+    // Just before Timer J (64*T1 = 32 s) a retransmission still gets the response.
+    tokio::time::pause();
+    tokio::time::sleep(Duration::from_millis(31_900)).await;
+    tokio::time::resume();
+    peer.send_to(text.as_bytes(), b_addr).await.expect("resend");
+    assert_eq!(raw_recv(&peer).await.to_bytes(), first.to_bytes());
+    assert!(b_in.try_recv().is_err());
+    assert_eq!(b.transaction_count(), (1, 0));
+
+    // After it the transaction is gone, and the same request is a new one.
+    tokio::time::pause();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::resume();
+    assert_eq!(b.transaction_count(), (0, 0));
+    peer.send_to(text.as_bytes(), b_addr).await.expect("resend");
+    let (request, _txn) = next_request(&mut b_in).await;
+    assert_eq!(request.method(), Some(Method::Register));
 }
 
 #[tokio::test(start_paused = true)]
@@ -597,10 +642,7 @@ async fn a_failed_first_send_is_an_error_and_leaves_no_transaction() {
         ),
     )
     .await;
-    assert!(
-        matches!(result, Err(hasip::endpoint::SendError::Transport(_))),
-        "{result:?}"
-    );
+    assert!(matches!(result, Err(SendError::Transport(_))), "{result:?}");
     assert_eq!(a.transaction_count(), (0, 0));
 }
 

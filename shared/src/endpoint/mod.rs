@@ -11,16 +11,20 @@
 //! Every response goes back over the flow its request arrived on (same UDP socket to the
 //! source address, same TCP connection), as RFC 3581 and RFC 5626 need for peers
 //! behind NAT. Each transaction runs in its own tokio task that sleeps until the
-//! machine's next deadline, so timers follow `tokio::time` (and its paused clock).
+//! machine's next deadline, so timers follow `tokio::time` (and its paused clock). A
+//! completed non-INVITE transaction over UDP waits out Timer J in the table without a
+//! task.
 
 mod client;
 mod malformed;
 mod server;
+mod server_table;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::Instant;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -31,6 +35,7 @@ use crate::sip::{HeaderName, Limits, Message, Method, ParseError};
 use crate::transaction::key::has_magic_cookie;
 use crate::transaction::{ClientKey, ClientKeyParts, ServerKey, ServerKeyParts, TimerConfig};
 use crate::transport::{self, Flow, Inbound, Transport, Transports};
+use server_table::{Found, ServerTable};
 
 pub use client::{ClientEvent, ClientTransaction};
 pub use server::ServerTransaction;
@@ -174,7 +179,7 @@ struct Inner {
     transports: Transports,
     config: EndpointConfig,
     incoming: mpsc::Sender<Incoming>,
-    servers: Mutex<HashMap<ServerKey, Entry<server::Input>>>,
+    servers: Mutex<ServerTable>,
     clients: Mutex<HashMap<ClientKey, Entry<client::Input>>>,
     next_id: AtomicU64,
 }
@@ -210,7 +215,7 @@ impl Endpoint {
             transports,
             config,
             incoming: incoming_tx,
-            servers: Mutex::new(HashMap::new()),
+            servers: Mutex::new(ServerTable::default()),
             clients: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
         });
@@ -276,10 +281,12 @@ impl Endpoint {
 
     /// Number of live server and client transactions.
     pub fn transaction_count(&self) -> (usize, usize) {
-        (
-            lock(&self.inner.servers).len(),
-            lock(&self.inner.clients).len(),
-        )
+        let servers = {
+            let mut servers = lock(&self.inner.servers);
+            Inner::sweep(&mut servers);
+            servers.len()
+        };
+        (servers, lock(&self.inner.clients).len())
     }
 }
 
@@ -290,6 +297,32 @@ async fn dispatch(inner: Weak<Inner>, mut inbound: mpsc::Receiver<Inbound>) {
             break;
         };
         inner.on_inbound(flow, data).await;
+    }
+}
+
+/// How often, at most, the idle sweep of completed server transactions runs; lookups
+/// sweep before they look, so this only bounds how long a due entry holds its memory.
+const SWEEP_PERIOD: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Drops completed server transactions as their Timer J fires, while any are parked and
+/// the layer lives.
+async fn sweep_servers(inner: Weak<Inner>) {
+    loop {
+        let next = {
+            let Some(inner) = inner.upgrade() else {
+                return;
+            };
+            let mut servers = lock(&inner.servers);
+            Inner::sweep(&mut servers);
+            match servers.next_deadline() {
+                Some(at) => at.max(Inner::now() + SWEEP_PERIOD),
+                None => {
+                    servers.sweeping = false;
+                    return;
+                }
+            }
+        };
+        tokio::time::sleep_until(tokio::time::Instant::from_std(next)).await;
     }
 }
 
@@ -349,8 +382,17 @@ pub fn server_key(request: &Message) -> Result<ServerKey, ParseError> {
 }
 
 impl Inner {
-    fn now() -> std::time::Instant {
+    fn now() -> Instant {
         tokio::time::Instant::now().into_std()
+    }
+
+    /// Drops the completed server transactions whose Timer J is due.
+    fn sweep(servers: &mut ServerTable) {
+        let ended = servers.sweep(Inner::now());
+        if ended > 0 {
+            metrics::gauge!("hasip_endpoint_transactions", "side" => "server")
+                .decrement(ended as f64);
+        }
     }
 
     fn next_id(&self) -> u64 {
@@ -431,28 +473,40 @@ impl Inner {
                 return;
             }
         };
-        let existing = lock(&self.servers).get(&key).map(|e| e.input.clone());
+        let existing = {
+            let mut servers = lock(&self.servers);
+            Inner::sweep(&mut servers);
+            servers.find(&key, Inner::now())
+        };
         match request.method() {
             Some(Method::Ack) => {
                 let ack = match existing {
-                    Some(input) => {
+                    Found::Running(input) => {
                         match input.try_send(server::Input::Ack(Box::new((request, flow)))) {
                             Ok(()) | Err(TrySendError::Full(_)) => return,
                             Err(TrySendError::Closed(server::Input::Ack(ack))) => ack.0,
                             Err(TrySendError::Closed(_)) => return,
                         }
                     }
-                    None => request,
+                    Found::None | Found::Resend { .. } | Found::Absorbed => request,
                 };
                 self.deliver(Incoming::Ack { ack, flow }).await;
             }
             _ => {
-                if let Some(input) = existing {
-                    match input.try_send(server::Input::Retransmission) {
+                match existing {
+                    Found::Running(input) => match input.try_send(server::Input::Retransmission) {
                         Ok(()) | Err(TrySendError::Full(_)) => return,
                         // Ended a moment ago: a new transaction takes its place.
                         Err(TrySendError::Closed(_)) => {}
+                    },
+                    Found::Resend { flow, response } => {
+                        if let Err(error) = self.transports.send(&flow, response).await {
+                            tracing::debug!(%error, ?flow, "re-sending a response failed");
+                        }
+                        return;
                     }
+                    Found::Absorbed => return,
+                    Found::None => {}
                 }
                 if request.method() == Some(Method::Cancel) {
                     self.on_cancel(key, request, flow).await;
@@ -469,7 +523,7 @@ impl Inner {
     async fn on_cancel(self: &Arc<Self>, key: ServerKey, cancel: Message, flow: Flow) {
         let invite = key
             .cancelled_invite_key()
-            .and_then(|k| lock(&self.servers).get(&k).map(|e| e.input.clone()));
+            .and_then(|k| lock(&self.servers).running(&k));
         let matched = invite.is_some_and(|input| match input.try_send(server::Input::Cancel) {
             Ok(()) | Err(TrySendError::Full(_)) => true,
             Err(TrySendError::Closed(_)) => false,
@@ -494,7 +548,7 @@ impl Inner {
     ) -> ServerTransaction {
         let id = self.next_id();
         let (input_tx, input_rx) = mpsc::channel(self.config.transaction_queue.max(1));
-        lock(&self.servers).insert(
+        lock(&self.servers).insert_running(
             key.clone(),
             Entry {
                 id,
@@ -508,17 +562,27 @@ impl Inner {
     /// Routes a second key to a running server transaction (see
     /// [`ServerKey::ack_key`]); an entry already there stays.
     fn add_server_alias(&self, alias: ServerKey, id: u64, input: mpsc::Sender<server::Input>) {
-        lock(&self.servers)
-            .entry(alias)
-            .or_insert(Entry { id, input });
+        lock(&self.servers).add_alias(alias, Entry { id, input });
     }
 
     /// Removes a transaction's entry unless a newer one took its key.
     fn remove_server(&self, key: &ServerKey, id: u64) {
+        lock(&self.servers).remove(key, id);
+    }
+
+    /// Keeps a completed non-INVITE transaction, whose task ends, in the table until its
+    /// Timer J; false when it ended instead (its key moved on, or no Timer J runs).
+    fn park_server(self: &Arc<Self>, key: ServerKey, completed: server_table::Completed) -> bool {
         let mut servers = lock(&self.servers);
-        if servers.get(key).is_some_and(|e| e.id == id) {
-            servers.remove(key);
+        Inner::sweep(&mut servers);
+        if !servers.park(key, completed) {
+            return false;
         }
+        if !servers.sweeping {
+            servers.sweeping = true;
+            tokio::spawn(sweep_servers(Arc::downgrade(self)));
+        }
+        true
     }
 
     fn remove_client(&self, key: &ClientKey, id: u64) {

@@ -1,5 +1,7 @@
 //! Server transactions (RFC 3261 section 17.2): one task per transaction drives a
-//! [`ServerInvite`] or [`ServerNonInvite`] and answers retransmissions itself.
+//! [`ServerInvite`] or [`ServerNonInvite`] and answers retransmissions itself, until a
+//! non-INVITE one completes over UDP: then the table answers them (see
+//! [`super::server_table`]) and the task ends.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -8,12 +10,13 @@ use std::time::Instant;
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::server_table::Completed;
 use super::{Incoming, Inner, SendError};
 use crate::sip::builder::response_to;
 use crate::sip::{Message, Method};
 use crate::transaction::{
     Reliability, ServerInvite, ServerInviteAction, ServerKey, ServerNonInvite,
-    ServerNonInviteAction,
+    ServerNonInviteAction, ServerNonInviteState,
 };
 use crate::transport::Flow;
 
@@ -285,7 +288,43 @@ impl Task {
                 () = sleep_until(deadline) => self.fire_timers().await,
                 () = self.cancelled.closed(), if !self.abandoned => self.on_abandoned().await,
             }
+            if self.completed_non_invite() {
+                // What came in while the response went out is handled here; what comes
+                // after the hand-over finds the table's entry.
+                while let Ok(received) = input.try_recv() {
+                    self.on_input(received).await;
+                }
+                if self.completed_non_invite() {
+                    return self.park();
+                }
+            }
         }
+        self.finish();
+    }
+
+    /// Whether this is a non-INVITE transaction waiting out Timer J.
+    fn completed_non_invite(&self) -> bool {
+        matches!(&self.machine, Machine::NonInvite(m) if m.state() == ServerNonInviteState::Completed)
+    }
+
+    /// Leaves a completed non-INVITE transaction to the table until Timer J.
+    fn park(self) {
+        let (Machine::NonInvite(machine), Some(response)) = (&self.machine, &self.last) else {
+            return self.finish();
+        };
+        let completed = Completed {
+            id: self.id,
+            machine: machine.clone(),
+            flow: self.flow,
+            response: response.clone(),
+        };
+        if !self.inner.park_server(self.key, completed) {
+            metrics::gauge!("hasip_endpoint_transactions", "side" => "server").decrement(1.0);
+        }
+    }
+
+    /// The transaction ended: its entries go.
+    fn finish(self) {
         self.inner.remove_server(&self.key, self.id);
         if let Some(alias) = &self.alias {
             self.inner.remove_server(alias, self.id);
