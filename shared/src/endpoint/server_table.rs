@@ -95,10 +95,8 @@ impl ServerTable {
 
     /// Removes a transaction's entry unless a newer one took its key.
     pub(super) fn remove(&mut self, key: &ServerKey, id: u64) {
-        if let MapEntry::Occupied(slot) = self.slots.entry(key.clone()) {
-            if slot.get().id() == id {
-                slot.remove();
-            }
+        if self.slots.get(key).is_some_and(|slot| slot.id() == id) {
+            self.slots.remove(key);
         }
     }
 
