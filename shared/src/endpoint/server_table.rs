@@ -70,8 +70,9 @@ pub(super) enum Found {
 #[derive(Debug, Default)]
 pub(super) struct ServerTable {
     slots: HashMap<ServerKey, Slot>,
-    /// The completed transactions' Timer J deadlines, earliest first (Timer J is one
-    /// length for the whole layer, so parking order is deadline order).
+    /// The completed transactions' Timer J deadlines in parking order. Timer J is one
+    /// length for the whole layer, so that is deadline order, give or take the moments
+    /// between a final response and its parking, so an entry may end that much late.
     deadlines: VecDeque<(Instant, ServerKey, u64)>,
     /// Whether a task is sweeping `deadlines` while the layer is idle.
     pub(super) sweeping: bool,
