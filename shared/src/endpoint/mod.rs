@@ -326,6 +326,13 @@ async fn sweep_servers(inner: Weak<Inner>) {
     }
 }
 
+/// Counts `n` server transactions off the live-transactions gauge.
+fn servers_ended(n: usize) {
+    if n > 0 {
+        metrics::gauge!("hasip_endpoint_transactions", "side" => "server").decrement(n as f64);
+    }
+}
+
 /// Counts a message that could not be parsed or matched.
 fn count_bad(kind: &'static str) {
     metrics::counter!("hasip_endpoint_bad_messages_total", "kind" => kind).increment(1);
@@ -388,11 +395,7 @@ impl Inner {
 
     /// Drops the completed server transactions whose Timer J is due.
     fn sweep(servers: &mut ServerTable) {
-        let ended = servers.sweep(Inner::now());
-        if ended > 0 {
-            metrics::gauge!("hasip_endpoint_transactions", "side" => "server")
-                .decrement(ended as f64);
-        }
+        servers_ended(servers.sweep(Inner::now()));
     }
 
     fn next_id(&self) -> u64 {

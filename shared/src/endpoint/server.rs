@@ -319,7 +319,7 @@ impl Task {
             response: response.clone(),
         };
         if !self.inner.park_server(self.key, completed) {
-            metrics::gauge!("hasip_endpoint_transactions", "side" => "server").decrement(1.0);
+            super::servers_ended(1);
         }
     }
 
@@ -329,7 +329,7 @@ impl Task {
         if let Some(alias) = &self.alias {
             self.inner.remove_server(alias, self.id);
         }
-        metrics::gauge!("hasip_endpoint_transactions", "side" => "server").decrement(1.0);
+        super::servers_ended(1);
     }
 
     /// RFC 2543 peers put the final response's To tag in their ACK, which so has
