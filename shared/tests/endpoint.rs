@@ -147,22 +147,35 @@ async fn non_invite_round_trip_over_udp() {
     assert_eq!(status(&event), Some(200));
 }
 
-#[tokio::test]
-async fn request_retransmission_is_absorbed_and_the_final_resent() {
-    let (b, mut b_in) = endpoint().await;
-    let peer = raw_udp().await;
-    let b_addr = addr_of(&b, Transport::Udp);
+/// A REGISTER from a raw UDP peer to `b`, answered 200 by the application: the request
+/// text, the request and transaction as the application saw them, and the 200 received.
+async fn answered_register(
+    b: &Endpoint,
+    b_in: &mut mpsc::Receiver<Incoming>,
+    peer: &UdpSocket,
+) -> (String, Message, ServerTransaction, Message) {
     let text = request_text(
         "REGISTER",
         "UDP",
         peer.local_addr().expect("addr"),
         &new_branch(),
     );
-    peer.send_to(text.as_bytes(), b_addr).await.expect("send");
-    let (request, txn) = next_request(&mut b_in).await;
+    peer.send_to(text.as_bytes(), addr_of(b, Transport::Udp))
+        .await
+        .expect("send");
+    let (request, txn) = next_request(b_in).await;
     respond(&txn, &request, 200, "OK").await;
-    let first = raw_recv(&peer).await;
+    let first = raw_recv(peer).await;
     assert_eq!(first.status_code(), Some(200));
+    (text, request, txn, first)
+}
+
+#[tokio::test]
+async fn request_retransmission_is_absorbed_and_the_final_resent() {
+    let (b, mut b_in) = endpoint().await;
+    let peer = raw_udp().await;
+    let b_addr = addr_of(&b, Transport::Udp);
+    let (text, _request, _txn, first) = answered_register(&b, &mut b_in, &peer).await;
 
     peer.send_to(text.as_bytes(), b_addr).await.expect("resend");
     let again = raw_recv(&peer).await;
@@ -176,17 +189,7 @@ async fn a_completed_non_invite_answers_until_timer_j_then_ends() {
     let (b, mut b_in) = endpoint().await;
     let peer = raw_udp().await;
     let b_addr = addr_of(&b, Transport::Udp);
-    let text = request_text(
-        "REGISTER",
-        "UDP",
-        peer.local_addr().expect("addr"),
-        &new_branch(),
-    );
-    peer.send_to(text.as_bytes(), b_addr).await.expect("send");
-    let (request, txn) = next_request(&mut b_in).await;
-    respond(&txn, &request, 200, "OK").await;
-    let first = raw_recv(&peer).await;
-    assert_eq!(first.status_code(), Some(200));
+    let (text, request, txn, first) = answered_register(&b, &mut b_in, &peer).await;
     // The transaction has handed its response to the table: a second final fails.
     let again = response_to(&request, 500, "Again", Some("b2")).build();
     let second = txn.respond(again).await;
