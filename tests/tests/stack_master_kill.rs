@@ -24,7 +24,7 @@ async fn active_master_killed_mid_load_loses_no_acknowledged_binding() -> anyhow
     let sipp = Sipp::start(stack.edge.udp, &users, rate)?;
     let third = users.len() as u64 * 1000 / u64::from(rate) / 3;
     let lag = Duration::from_millis(500);
-    tokio::time::sleep(Duration::from_millis(third) - lag).await;
+    tokio::time::sleep(Duration::from_millis(third).saturating_sub(lag)).await;
     // From here A's writes stay in A's binlog: B has not seen them when A dies.
     dbsync_support::replication(&stack.pair.b, false).await?;
     tokio::time::sleep(lag).await;
