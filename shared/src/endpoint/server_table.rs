@@ -128,14 +128,11 @@ impl ServerTable {
             let Some((_, key, id)) = self.deadlines.pop_front() else {
                 break;
             };
-            if let MapEntry::Occupied(mut slot) = self.slots.entry(key) {
-                if let Slot::Completed(completed) = slot.get_mut() {
-                    if completed.id == id {
-                        // Timer J: the machine ends, and so does the entry.
-                        completed.machine.handle_timeout(now);
-                        slot.remove();
-                        ended += 1;
-                    }
+            // Timer J: the transaction ends with its entry, unless a newer one took the key.
+            if let MapEntry::Occupied(slot) = self.slots.entry(key) {
+                if matches!(slot.get(), Slot::Completed(completed) if completed.id == id) {
+                    slot.remove();
+                    ended += 1;
                 }
             }
         }
