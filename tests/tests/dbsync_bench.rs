@@ -494,14 +494,17 @@ async fn dbsync_benchmark() -> anyhow::Result<()> {
     for (kind, timed) in measured {
         let errno = kind.errno();
         let mut after_stop: Vec<Duration> = timed.iter().map(Timed::detected_after_stop).collect();
+        let mut running: Vec<Duration> = timed.iter().map(|t| t.running_until).collect();
         let mut after_commit: Vec<Duration> = timed.iter().map(|t| t.logged).collect();
         let mut repaired: Vec<Duration> = timed.iter().map(|t| t.repaired).collect();
         println!(
             "dbsync watch, {BREAKAGES} x {errno} under {:.0} writes/s on both masters ({n} rows): \
-             detected after B's replica stopped {}; logged after A's commit (B's replication lag \
-             included) {}; repaired (newer row on both) after A's commit {}",
+             detected after B's replica stopped {}; B's replica last seen running after A's \
+             commit (its replication lag) {}; logged after A's commit {}; repaired (newer row \
+             on both) after A's commit {}",
             writes as f64 / secs,
             stats(&mut after_stop),
+            stats(&mut running),
             stats(&mut after_commit),
             stats(&mut repaired)
         );
