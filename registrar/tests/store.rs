@@ -740,6 +740,70 @@ async fn a_request_the_database_refuses_fails_alone() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A batch reads, locks and decides in one statement: the AoR's rows are locked until
+/// its commit (a REGISTER waits for a transaction holding them), credentials only read
+/// (a REGISTER does not wait for one holding the subscriber row).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_locks_the_aors_rows_and_only_reads_credentials() -> anyhow::Result<()> {
+    let pair = MariaDbPair::start().await?;
+    let store = Store::start(&config(&pair), policy())?;
+    pair.a
+        .exec(
+            "INSERT INTO subscriber (username, domain, ha1, ha1b, ha1_sha256) VALUES (?, ?, ?, '', '')",
+            ("gina", DOMAIN, "0123abcd"),
+        )
+        .await?;
+    let check = || -> hasip_registrar::store::AuthCheck {
+        Box::new(|s| match s {
+            Some(s) if s.ha1 == "0123abcd" => Ok(()),
+            _ => Err(Rejection::new(403, "Forbidden")),
+        })
+    };
+    let uri = "sip:gina@192.0.2.12";
+    let r = request("gina", "call-g", 1, vec![contact(uri, None)]);
+    accepted(store.register(r, Some(check())).await)?;
+
+    // Another session holds gina's credentials: her refresh goes through anyway.
+    let mut other = pair.a.conn().await?;
+    other.query_drop("START TRANSACTION").await?;
+    other
+        .exec_drop(
+            "SELECT ha1 FROM subscriber WHERE username = ? AND domain = ? FOR UPDATE",
+            ("gina", DOMAIN),
+        )
+        .await?;
+    let r = request("gina", "call-g", 2, vec![contact(uri, None)]);
+    let refresh = tokio::time::timeout(Duration::from_secs(5), store.register(r, Some(check())))
+        .await
+        .context("a REGISTER waited for a lock on its subscriber row")?;
+    accepted(refresh)?;
+    other.query_drop("COMMIT").await?;
+
+    // Another session holds her binding: the next refresh waits for its commit and
+    // then decides on what it committed (CSeq 10, so CSeq 3 is stale).
+    other.query_drop("START TRANSACTION").await?;
+    other
+        .exec_drop(
+            "UPDATE location SET cseq = 10 WHERE username = ? AND domain = ?",
+            ("gina", DOMAIN),
+        )
+        .await?;
+    let waiting = {
+        let store = store.clone();
+        let r = request("gina", "call-g", 3, vec![contact(uri, None)]);
+        tokio::spawn(async move { store.register(r, Some(check())).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !waiting.is_finished(),
+        "a REGISTER went ahead while another transaction held its binding"
+    );
+    other.query_drop("COMMIT").await?;
+    let stale = rejected(waiting.await?)?;
+    assert_eq!(stale.code, 400, "CSeq 3 after the committed 10: {stale:?}");
+    Ok(())
+}
+
 /// Sends `signal` (STOP, CONT) to a server's process.
 fn signal(server: &MariaDbServer, signal: &str) -> anyhow::Result<()> {
     let pid = std::fs::read_to_string(server.dir().join("mariadbd.pid"))?;

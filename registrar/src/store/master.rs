@@ -25,6 +25,9 @@ use crate::store::sql::SqlError;
 #[derive(Debug)]
 pub struct ConnManager {
     opts: Opts,
+    /// The same with autocommit off, for a shard's own connection (see
+    /// [`Masters::connect_for_batches`]).
+    batch_opts: Opts,
 }
 
 /// Statements prepared per connection; the SQL uses few distinct texts (see `sql::bucket`).
@@ -37,14 +40,19 @@ impl ConnManager {
     pub fn new(url: &str) -> Result<Self, StoreError> {
         let opts = Opts::from_url(url)
             .map_err(|e| StoreError::Config(format!("{}: {e}", super::redact_url(url))))?;
+        // Batches lock only the rows they read and see each other's commits.
+        let isolation = "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED";
         let opts = OptsBuilder::from_opts(opts)
             .stmt_cache_size(STMT_CACHE)
             .tcp_nodelay(true)
-            // Batches lock only the rows they read and see each other's commits.
-            .init(vec![
-                "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
-            ]);
-        Ok(ConnManager { opts: opts.into() })
+            .init(vec![isolation]);
+        let batch_opts = opts
+            .clone()
+            .init(vec![isolation, "SET SESSION autocommit = 0"]);
+        Ok(ConnManager {
+            opts: opts.into(),
+            batch_opts: batch_opts.into(),
+        })
     }
 }
 
@@ -273,6 +281,26 @@ impl Masters {
             // be fine, so no switch.
             Err(PoolError::Timeout(TimeoutType::Wait)) => Err(Failure::Busy),
             Err(e) => Err(Failure::Connection(format!("connect: {e}"))),
+        }
+    }
+
+    /// A connection of its own to master `master`, outside the pool, with autocommit
+    /// off: a store shard keeps one for its batches, whose first statement then opens
+    /// the transaction, saving a round trip per batch. Dropping it closes it; it must
+    /// never reach the pool, whose other users expect autocommit.
+    pub(crate) async fn connect_for_batches(&self, master: usize) -> Result<Conn, Failure> {
+        let pool = self
+            .pools
+            .get(master)
+            .ok_or_else(|| Failure::Fatal(StoreError::Config(format!("no master {master}"))))?;
+        let opts = pool.manager().batch_opts.clone();
+        match tokio::time::timeout(self.timeout, Conn::new(opts)).await {
+            Ok(Ok(conn)) => Ok(conn),
+            Ok(Err(e)) => Err(Failure::Connection(format!("connect: {e}"))),
+            Err(_) => Err(Failure::Connection(format!(
+                "connect: no answer within {:?}",
+                self.timeout
+            ))),
         }
     }
 

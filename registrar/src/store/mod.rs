@@ -67,7 +67,8 @@ pub struct StoreConfig {
     pub shards: usize,
     /// The most REGISTERs one transaction carries.
     pub max_batch: usize,
-    /// Connections per master (shards hold one each; lookups and cleanup use the rest).
+    /// Pooled connections per master, for lookups and cleanup; each shard opens one more
+    /// of its own to the active master.
     pub pool_size: usize,
     /// REGISTERs waiting per shard before `register` waits for room.
     pub queue: usize,
@@ -156,7 +157,7 @@ impl Store {
         }
         let masters = Arc::new(Masters::new(
             &config.masters,
-            config.pool_size.max(config.shards + 1),
+            config.pool_size.max(1),
             Duration::from_millis(config.timeout_ms),
             Duration::from_secs(config.retry_after_secs),
             Duration::from_millis(config.probe_interval_ms),

@@ -11,13 +11,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
 
 use tokio::sync::{mpsc, oneshot};
 
 use crate::binding::{Aor, Binding};
 use crate::error::StoreError;
 use crate::register::{decide, ExpiresPolicy, Outcome, RegisterRequest};
-use crate::store::master::{discard, needs_ping, timed, Failure, Masters, PooledConn};
+use crate::store::master::{needs_ping, timed, Failure, Masters};
 use crate::store::sql::{self, Subscriber};
 use crate::store::AuthCheck;
 
@@ -28,10 +29,12 @@ const ROWS_PER_STATEMENT: usize = 512;
 /// `ruid` inserted concurrently (by another registrar or by replication).
 const TRANSIENT_RETRIES: u32 = 3;
 
-/// The shard's connection, the master it goes to, and when it was last used.
+/// The shard's connection (its own, with autocommit off, see
+/// [`Masters::connect_for_batches`]), the master it goes to, and when it was last used.
+/// Dropping it closes the connection.
 struct Held {
     master: usize,
-    conn: PooledConn,
+    conn: Conn,
     used: Instant,
 }
 
@@ -115,11 +118,11 @@ async fn process(
             Some(h) if h.master == master => fresh_enough(h, masters).await,
             Some(h) => {
                 // The active master changed under us: this connection is to the old
-                // one, which may be dead, so it must not go back to its pool.
-                discard(h.conn);
-                masters.get(master).await
+                // one, which may be dead.
+                drop(h);
+                masters.connect_for_batches(master).await
             }
-            None => masters.get(master).await,
+            None => masters.connect_for_batches(master).await,
         };
         let result = match result {
             Ok(mut conn) => match execute(&mut conn, master, masters, policy, requests).await {
@@ -131,10 +134,9 @@ async fn process(
                     });
                     Ok(outcomes)
                 }
-                Err(e) => {
-                    discard(conn);
-                    Err(e)
-                }
+                // Closed: its session state (an open transaction, a half-read
+                // result) is unknown.
+                Err(e) => Err(e),
             },
             Err(e) => Err(e),
         };
@@ -164,7 +166,7 @@ async fn process(
 
 /// The held connection, or a new one if it sat idle and no longer answers: a server
 /// that closed an idle session is no reason to switch masters.
-async fn fresh_enough(held: Held, masters: &Masters) -> Result<PooledConn, Failure> {
+async fn fresh_enough(held: Held, masters: &Masters) -> Result<Conn, Failure> {
     let mut conn = held.conn;
     if !needs_ping(held.used.elapsed()) {
         return Ok(conn);
@@ -172,52 +174,45 @@ async fn fresh_enough(held: Held, masters: &Masters) -> Result<PooledConn, Failu
     match tokio::time::timeout(masters.timeout, conn.ping()).await {
         Ok(Ok(())) => Ok(conn),
         _ => {
-            discard(conn);
-            masters.get(held.master).await
+            drop(conn);
+            masters.connect_for_batches(held.master).await
         }
     }
 }
 
-/// One transaction: read the clock, lock the AoRs' live bindings (and read credentials
-/// when a request needs them), decide every request in order, write, commit.
+/// One transaction: read the clock, lock the AoRs' bindings and read credentials where
+/// a request needs them (one statement, which opens the transaction), decide every
+/// request in order, write, commit.
 async fn execute(
-    conn: &mut PooledConn,
+    conn: &mut Conn,
     master: usize,
     masters: &Masters,
     policy: &ExpiresPolicy,
     requests: &[(&RegisterRequest, Option<&AuthCheck>)],
 ) -> Result<Vec<Outcome>, Failure> {
     let limit = masters.timeout;
-    let now = timed(limit, master, sql::begin_and_now(conn)).await?;
-
-    let aors: Vec<&Aor> = requests
-        .iter()
-        .map(|(r, _)| &r.aor)
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let subscribers: HashMap<(String, String), Subscriber> =
-        if requests.iter().any(|(_, auth)| auth.is_some()) {
-            let with_auth: Vec<&Aor> = requests
-                .iter()
-                .filter(|(_, auth)| auth.is_some())
-                .map(|(r, _)| &r.aor)
-                .collect::<BTreeSet<_>>()
-                .into_iter()
-                .collect();
-            timed(limit, master, sql::select_subscribers(conn, &with_auth))
-                .await?
-                .into_iter()
-                .map(|s| ((s.username.clone(), s.domain.clone()), s))
-                .collect()
-        } else {
-            HashMap::new()
-        };
-    let mut state: HashMap<Aor, Vec<Binding>> = HashMap::with_capacity(aors.len());
+    let distinct = |with_auth_only: bool| -> Vec<&Aor> {
+        requests
+            .iter()
+            .filter(|(_, auth)| !with_auth_only || auth.is_some())
+            .map(|(r, _)| &r.aor)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    };
+    let aors = distinct(false);
+    let credentials = distinct(true);
     // Expired rows come too (decide ignores them): their ruids take the UPDATE path.
-    let locked = timed(limit, master, sql::lock_aors(conn, &aors)).await?;
-    let existing: HashSet<String> = locked.iter().map(|b| b.ruid.clone()).collect();
-    for binding in locked {
+    let read = timed(limit, master, sql::read_batch(conn, &aors, &credentials)).await?;
+    let now = read.now;
+    let subscribers: HashMap<(String, String), Subscriber> = read
+        .subscribers
+        .into_iter()
+        .map(|s| ((s.username.clone(), s.domain.clone()), s))
+        .collect();
+    let mut state: HashMap<Aor, Vec<Binding>> = HashMap::with_capacity(aors.len());
+    let existing: HashSet<String> = read.bindings.iter().map(|b| b.ruid.clone()).collect();
+    for binding in read.bindings {
         state.entry(binding.aor.clone()).or_default().push(binding);
     }
 
