@@ -254,8 +254,10 @@ async fn handle(shared: Arc<Shared>, request: Message, flow: Flow, txn: ServerTr
             Some(Method::Register) => register(&shared, &request, &flow).await,
             // Edges probe registrars with OPTIONS to the registrar itself.
             Some(Method::Options) if is_for_us(&request) => reply::simple(&request, 200, "OK"),
-            // Everything else is for a registered user, or loose-routed on.
-            _ => return shared.proxy.handle(request, flow, txn).await,
+            // Everything else is for a registered user, or loose-routed on. Boxed: the
+            // proxy's future is several times a REGISTER's, and every request's task
+            // would otherwise be allocated and copied at that size.
+            _ => return Box::pin(shared.proxy.handle(request, flow, txn)).await,
         }
     };
     if let Err(e) = txn.respond(response).await {
